@@ -1,0 +1,51 @@
+"""Architecture profiles: everything that differs between guest architectures, as data.
+
+One small module per architecture (like kunit_tool's qemu_configs) defines ``PROFILE``;
+logic elsewhere reads fields of the profile and never branches on the architecture's name.
+"""
+from __future__ import annotations
+
+import importlib
+import platform
+from dataclasses import dataclass, field
+from typing import Tuple
+
+from ..errors import UnknownArch
+
+NAMES = ("x86_64", "ppc64le", "s390x")
+
+
+@dataclass(frozen=True)
+class ArchProfile:
+    name: str                 # our name, also `uname -m` in the guest
+    debian_arch: str          # Debian's name for the architecture
+    kernel_arch: str          # ARCH= for the kernel's make
+    gnu_triplet: str          # prefix of the cross toolchain's programs
+    cross_gcc_package: str    # Debian package with <triplet>-gcc
+    qemu_binary: str
+    qemu_package: str         # Debian package that provides qemu_binary
+    machine_args: Tuple[str, ...]   # -machine/-cpu/firmware options
+    console: str              # the kernel's console= device
+    nic_device: str           # QEMU device for the user-mode network
+    kernel_image: str         # kernel to boot, relative to a kernel build dir
+    kconfig_fragment: str     # file under images/kconfig/ merged for source builds
+    # How much slower than x86_64 under TCG this guest runs; scales every timeout.
+    tcg_slowdown: float = 1.0
+    # Host `uname -m` values on which KVM can run this guest at all.
+    kvm_hosts: Tuple[str, ...] = ()
+    kernel_cmdline: Tuple[str, ...] = field(default_factory=tuple)
+
+    def cross_compile(self, host_machine: str | None = None) -> str:
+        """CROSS_COMPILE= value: empty when the host is this architecture."""
+        host = host_machine or platform.machine()
+        return "" if host == self.name else f"{self.gnu_triplet}-"
+
+
+def get(name: str) -> ArchProfile:
+    if name not in NAMES:
+        raise UnknownArch(name, NAMES)
+    return importlib.import_module(f"{__name__}.{name}").PROFILE
+
+
+def all_profiles():
+    return [get(n) for n in NAMES]

@@ -1,0 +1,32 @@
+"""Debian packages of any architecture, unpacked into a directory without emulation.
+
+mmdebstrap's ``extract`` variant downloads the named packages with their dependencies and
+unpacks them (no maintainer scripts run), for a foreign architecture as easily as for the
+host's own.
+"""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Sequence
+
+from . import hosttools
+from .cache import progress
+from .errors import BuildError
+
+
+def extract(packages: Sequence[str], suite: str, debian_arch: str, mirror: str,
+            dest: Path, log: Path) -> None:
+    """Unpack ``packages`` (and their dependencies) of ``debian_arch`` into ``dest``."""
+    hosttools.require("mmdebstrap", "mmdebstrap", "to fetch Debian packages")
+    progress(f"fetching {len(packages)} Debian package(s) for {debian_arch} from {suite}: "
+             + ", ".join(packages))
+    cmd = ["mmdebstrap", "--variant=extract", f"--architectures={debian_arch}",
+           f"--include={','.join(packages)}", suite, str(dest), mirror]
+    with open(log, "a") as out:
+        out.write("$ " + " ".join(cmd) + "\n")
+        out.flush()
+        result = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, check=False)
+    if result.returncode != 0:
+        tail = "\n".join(Path(log).read_text(errors="replace").splitlines()[-15:])
+        raise BuildError(f"fetching {', '.join(packages)} ({suite}, {debian_arch})", log, tail)

@@ -1,0 +1,72 @@
+"""Host programs the harness runs, the Debian packages that provide them, and installing them.
+
+``require()`` fails with the package to install; ``install_missing()`` (used by ``klp-harness
+setup`` and the ./klp wrapper, as root) installs what is missing through apt-get.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from typing import Dict, Iterable, List
+
+from . import arch as archmod
+from .errors import HarnessError, MissingHostTool
+
+# Programs every run needs, whatever the architecture: program -> Debian package.
+COMMON: Dict[str, str] = {
+    "mmdebstrap": "mmdebstrap",        # guest userspace and kernel packages, no emulation
+    "dropbearkey": "dropbear-bin",     # the image's SSH host key, made at build time
+    "depmod": "kmod",                  # module index for the modules an initramfs carries
+    "cpio": "cpio",                    # packs the initramfs
+    "make": "make",                    # Kbuild for livepatch modules
+    "gcc": "gcc",
+    "xz": "xz-utils",                  # Debian's linux-source tarball
+    "readelf": "binutils",             # libraries the guest's programs need
+}
+
+
+def needed_for(arches: Iterable[str]) -> Dict[str, str]:
+    """Programs (and their packages) needed to build and boot images for these arches."""
+    needed = dict(COMMON)
+    for name in arches:
+        profile = archmod.get(name)
+        needed[profile.qemu_binary] = profile.qemu_package
+    return needed
+
+
+def missing(programs: Dict[str, str]) -> Dict[str, str]:
+    return {prog: pkg for prog, pkg in programs.items() if shutil.which(prog) is None}
+
+
+def require(program: str, package: str, why: str = "") -> str:
+    path = shutil.which(program)
+    if path is None:
+        raise MissingHostTool(program, package, why)
+    return path
+
+
+def install_missing(programs: Dict[str, str], out=sys.stderr) -> List[str]:
+    """apt-get install the packages of missing programs; returns the packages installed."""
+    packages = sorted(set(missing(programs).values()))
+    if not packages:
+        return []
+    if os.geteuid() != 0:
+        raise HarnessError(
+            "missing host packages: " + " ".join(packages) +
+            ": run as root, or install them with: apt-get install " + " ".join(packages))
+    print(f"klp-harness: installing host packages: {' '.join(packages)}", file=out, flush=True)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    # A failing index (e.g. an inconsistent security suite) must not stop us: check the
+    # programs afterwards instead of trusting apt-get update's exit status.
+    subprocess.run(["apt-get", "update", "-q"], env=env, stdout=subprocess.DEVNULL, check=False)
+    result = subprocess.run(
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+    still = missing(programs)
+    if still:
+        raise HarnessError(
+            f"apt-get install {' '.join(packages)} did not provide {', '.join(still)}:\n"
+            + result.stdout[-3000:])
+    return packages

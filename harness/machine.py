@@ -1,0 +1,205 @@
+"""A QEMU guest: launch with QMP and a console socket, boot in stages, always shut down.
+
+Stages, each with its own timeout scaled for the architecture and accelerator:
+QEMU up (QMP answers) -> kernel banner -> init's ready marker -> SSH answers.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional
+
+from qemu.qmp.legacy import QEMUMonitorProtocol
+
+from . import hosttools
+from .arch import ArchProfile
+from .console import Console, connect_unix
+from .errors import BootError, GuestPanic, HarnessError, WaitTimeout
+from .guest import Guest
+from .image import Image
+from .sshkey import RunKey
+
+READY_MARKER = "KLP-HARNESS-READY"
+BANNER = r"Linux version \S+"
+
+# Base timeouts in seconds for x86_64 under TCG; scaled by Machine.scale.
+STAGE_TIMEOUTS = {"qemu": 10.0, "banner": 20.0, "init": 60.0, "ssh": 30.0}
+KVM_SPEEDUP = 0.25
+
+
+@dataclass
+class MachineConfig:
+    memory_mb: int = 512
+    cpus: int = 2
+    accel: str = "tcg"          # "tcg" or "kvm"; see accel.choose()
+    extra_cmdline: str = ""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Machine:
+    """One QEMU process booting ``image`` for ``profile``; use as a context manager."""
+
+    def __init__(self, image: Image, profile: ArchProfile, workdir: Path,
+                 config: Optional[MachineConfig] = None, key: Optional[RunKey] = None):
+        self.image = image
+        self.profile = profile
+        self.config = config or MachineConfig()
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.key = key or RunKey.generate()
+        self.boot_id = secrets.token_hex(4)
+        self.scale = profile.tcg_slowdown * (KVM_SPEEDUP if self.config.accel == "kvm" else 1.0)
+        # UNIX socket paths are limited to ~107 bytes: keep them in a short private dir.
+        self._sockdir = Path(tempfile.mkdtemp(prefix="klp-"))
+        self.console_log = self.workdir / "console.log"
+        self.qemu_log = self.workdir / "qemu-stderr.log"
+        self.ssh_port: Optional[int] = None
+        self.console: Optional[Console] = None
+        self.qmp: Optional[QEMUMonitorProtocol] = None
+        self.guest: Optional[Guest] = None
+        self._proc: Optional[subprocess.Popen] = None
+        self.stage_times: dict = {}
+
+    # -- command line -------------------------------------------------------------------
+
+    def cmdline(self) -> str:
+        args = [f"console={self.profile.console}", "panic=-1", "loglevel=6",
+                *self.profile.kernel_cmdline, *self.image.cmdline,
+                f"klp_harness.authkey={self.key.public_blob}",
+                f"klp_harness.boot={self.boot_id}"]
+        if self.config.extra_cmdline:
+            args.append(self.config.extra_cmdline)
+        return " ".join(args)
+
+    def qemu_args(self) -> List[str]:
+        p = self.profile
+        return [
+            p.qemu_binary, "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+            "-accel", self.config.accel, *p.machine_args,
+            "-m", str(self.config.memory_mb), "-smp", str(self.config.cpus),
+            "-kernel", str(self.image.kernel), "-initrd", str(self.image.initrd),
+            "-append", self.cmdline(),
+            "-chardev", f"socket,id=con,path={self._sockdir / 'console'},server=on,wait=on",
+            "-serial", "chardev:con",
+            "-qmp", f"unix:{self._sockdir / 'qmp'},server=on,wait=off",
+            "-netdev", f"user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:{self.ssh_port}-:22",
+            "-device", f"{p.nic_device},netdev=net0",
+        ]
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def __enter__(self) -> "Machine":
+        try:
+            self.boot()
+        except BaseException:
+            self.shutdown()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
+
+    def timeout(self, stage: str) -> float:
+        return STAGE_TIMEOUTS[stage] * self.scale
+
+    def boot(self) -> Guest:
+        hosttools.require(self.profile.qemu_binary, self.profile.qemu_package,
+                          f"to boot {self.profile.name} guests")
+        start = time.monotonic()
+        self._launch()
+        self.stage_times["qemu"] = time.monotonic() - start
+        try:
+            self.console.expect(BANNER, self.timeout("banner"), "the kernel banner ('Linux version')")
+            self.stage_times["banner"] = time.monotonic() - start
+            self.console.expect(f"{READY_MARKER} {self.boot_id}", self.timeout("init"),
+                                f"init's ready marker '{READY_MARKER}'")
+            self.stage_times["init"] = time.monotonic() - start
+        except WaitTimeout as e:
+            if isinstance(e, GuestPanic):
+                raise
+            raise BootError(f"{self.profile.name} guest did not boot: {e}",
+                            self.console.excerpt(), self.console_log) from None
+        self.console.start_watch()
+        self.guest = Guest.connect(self, timeout=self.timeout("ssh"))
+        self.stage_times["ssh"] = time.monotonic() - start
+        return self.guest
+
+    def _launch(self) -> None:
+        for attempt in range(3):  # a forwarded port taken between probe and bind: try another
+            self.ssh_port = free_port()
+            with open(self.qemu_log, "w") as err, open(self.workdir / "qemu-cmdline", "w") as f:
+                args = self.qemu_args()
+                f.write(" ".join(args) + "\n")
+                self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
+                                              stdout=err, stderr=err, start_new_session=True)
+            try:
+                sock = connect_unix(self._sockdir / "console", self.timeout("qemu"), self.alive)
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                self._proc.wait()
+                stderr = self.qemu_log.read_text(errors="replace").strip()
+                if "hostfwd" in stderr and attempt < 2:
+                    continue
+                raise BootError(f"QEMU exited at start (status {self._proc.returncode}): "
+                                f"{stderr}\ncommand: {' '.join(self.qemu_args())}")
+        self.console = Console(sock, self.console_log)
+        self.qmp = QEMUMonitorProtocol(str(self._sockdir / "qmp"))
+        self.qmp.connect()
+        status = self.qmp.cmd("query-status")
+        if not status.get("running"):
+            raise BootError(f"QEMU is not running the guest: {status}")
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def check_alive(self) -> None:
+        """Raise GuestPanic/BootError if the guest panicked or QEMU went away."""
+        if self.console and self.console.panic:
+            raise GuestPanic("kernel panic", self.console.panic, self.console_log)
+        if not self.alive():
+            if self.console:
+                self.console.closed.wait(2)
+                if self.console.panic:
+                    raise GuestPanic("kernel panic", self.console.panic, self.console_log)
+            raise BootError(f"QEMU exited (status {self._proc.returncode if self._proc else '?'})",
+                            self.console.excerpt() if self.console else "", self.console_log)
+
+    def shutdown(self) -> None:
+        """Stop the guest; never raises, always leaves no QEMU process behind."""
+        if self.guest:
+            self.guest.close()
+            self.guest = None
+        if self.qmp:
+            try:
+                if self.alive():
+                    self.qmp.cmd("quit")
+            except Exception:  # QEMU may already be gone (panic, crash)
+                pass
+            try:
+                self.qmp.close()
+            except Exception:
+                pass
+            self.qmp = None
+        if self._proc:
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self._proc.pid, signal.SIGKILL)
+                self._proc.wait()
+        if self.console:
+            self.console.close()
+            self.console = None
+        shutil.rmtree(self._sockdir, ignore_errors=True)

@@ -1,0 +1,92 @@
+"""Livepatch and target modules, built out of tree with Kbuild against an image.
+
+Two sets: the upstream selftest modules from the image's own kernel source, and ours under
+``scenarios/modules/``. Each ``.c`` file of a set is one module. Builds are cached by a hash
+of the image and the sources, so an unchanged set is never rebuilt.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Dict, Iterable
+
+from . import arch as archmod
+from . import cache, hosttools
+from .errors import BuildError, HarnessError
+from .image import PROJECT, Image
+
+OUR_MODULES = Path(os.environ.get("KLP_HARNESS_MODULES", PROJECT / "scenarios" / "modules"))
+SOURCE_SUFFIXES = (".c", ".h")
+
+
+def build_set(image: Image, sources: Path, label: str) -> Dict[str, Path]:
+    """Build every module in ``sources`` for ``image``; return name -> .ko path."""
+    if not sources.is_dir():
+        raise BuildError(f"module sources for '{label}' not found at {sources}")
+    key = (cache.InputHash("modules").text("image", str(image.dir))
+           .tree("src", sources, SOURCE_SUFFIXES).hexdigest())
+    out = cache.entry("modules", f"{image.dir.name}-{label}-{key}",
+                      lambda tmp: _kbuild(image, sources, tmp), f"{label} modules for {image.name}")
+    return {ko.stem: ko for ko in sorted(out.glob("*.ko"))}
+
+
+def _kbuild(image: Image, sources: Path, out: Path) -> None:
+    profile = archmod.get(image.arch)
+    hosttools.require("make", "make", "to build livepatch modules")
+    cross = profile.cross_compile()
+    hosttools.require(f"{cross}gcc", profile.cross_gcc_package if cross else "gcc",
+                      f"to build {image.arch} modules")
+    for src in sources.iterdir():
+        if src.suffix in SOURCE_SUFFIXES:
+            shutil.copy(src, out / src.name)
+    names = sorted(p.stem for p in out.glob("*.c"))
+    (out / "Kbuild").write_text("".join(f"obj-m += {n}.o\n" for n in names))
+    make_vars = {"ARCH": profile.kernel_arch, **image.make_vars}
+    if cross:
+        make_vars["CROSS_COMPILE"] = cross
+    cmd = ["make", "-C", str(image.kbuild_dir), f"M={out}", f"-j{os.cpu_count() or 1}",
+           *(f"{k}={v}" for k, v in make_vars.items()), "modules"]
+    log = out / "build.log"
+    with open(log, "w") as f:
+        f.write("$ " + " ".join(cmd) + "\n")
+        f.flush()
+        result = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT)
+    if result.returncode != 0:
+        text = log.read_text(errors="replace").splitlines()
+        errors = [l for l in text if "error" in l.lower()] or text[-20:]
+        kept = cache.root() / "failed-builds" / out.name
+        shutil.rmtree(kept, ignore_errors=True)
+        shutil.copytree(out, kept)
+        raise BuildError(f"building modules {', '.join(names)}", kept / "build.log",
+                         "\n".join(errors[:30]))
+    # Only the .ko files and the log are worth keeping.
+    for path in out.iterdir():
+        if path.suffix not in (".ko", ".c", ".h") and path.name not in ("build.log", "Kbuild"):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
+
+class ModuleCatalog:
+    """Every module a scenario can name, for one image."""
+
+    def __init__(self, image: Image, extra_sets: Iterable[Path] = ()):
+        self.image = image
+        self.modules: Dict[str, Path] = {}
+        if image.selftest_modules is not None:
+            self.modules.update(build_set(image, image.selftest_modules, "upstream"))
+        for sources, label in [(OUR_MODULES, "scenario"), *((p, p.name) for p in extra_sets)]:
+            if sources.is_dir():
+                for name, ko in build_set(image, sources, label).items():
+                    if name in self.modules:
+                        raise HarnessError(f"module name {name} is defined twice "
+                                           f"({self.modules[name]} and {ko})")
+                    self.modules[name] = ko
+
+    def path(self, name: str) -> Path:
+        if name not in self.modules:
+            raise HarnessError(f"unknown module '{name}'; known: {', '.join(sorted(self.modules))}")
+        return self.modules[name]
