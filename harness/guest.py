@@ -96,6 +96,8 @@ class Guest:
             channel.status_event.wait(0.02)
         status = channel.recv_exit_status()
         channel.close()
+        if status == -1:  # no exit status: the connection dropped under the command
+            self.machine.connection_lost(command)
         result = Result(command, status, out.decode(errors="replace"),
                         err.decode(errors="replace"), time.monotonic() - start)
         self.history.append(result)

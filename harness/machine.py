@@ -13,9 +13,9 @@ import socket
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
@@ -33,6 +33,8 @@ BANNER = r"Linux version \S+"
 # Base timeouts in seconds for x86_64 under TCG; scaled by Machine.scale.
 STAGE_TIMEOUTS = {"qemu": 10.0, "banner": 20.0, "init": 60.0, "ssh": 30.0}
 KVM_SPEEDUP = 0.25
+# After SSH drops, how long to wait for the console to show why (a panic's trace, QEMU exit).
+PANIC_SETTLE_SECONDS = 10.0
 
 
 @dataclass
@@ -41,6 +43,8 @@ class MachineConfig:
     cpus: int = 2
     accel: str = "tcg"          # "tcg" or "kvm"; see accel.choose()
     extra_cmdline: str = ""
+    stage_timeouts: Dict[str, float] = field(default_factory=dict)  # overrides, unscaled
+    guest_ssh_port: int = 22    # where the forwarded host port leads in the guest
 
 
 def free_port() -> int:
@@ -95,7 +99,8 @@ class Machine:
             "-chardev", f"socket,id=con,path={self._sockdir / 'console'},server=on,wait=on",
             "-serial", "chardev:con",
             "-qmp", f"unix:{self._sockdir / 'qmp'},server=on,wait=off",
-            "-netdev", f"user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:{self.ssh_port}-:22",
+            "-netdev", f"user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:{self.ssh_port}-:"
+            f"{self.config.guest_ssh_port}",
             "-device", f"{p.nic_device},netdev=net0",
         ]
 
@@ -113,9 +118,10 @@ class Machine:
         self.shutdown()
 
     def timeout(self, stage: str) -> float:
-        return STAGE_TIMEOUTS[stage] * self.scale
+        return self.config.stage_timeouts.get(stage, STAGE_TIMEOUTS[stage] * self.scale)
 
-    def boot(self) -> Guest:
+    def boot(self, until: str = "ssh") -> Optional[Guest]:
+        """Boot through the stages up to ``until`` ("init" stops before SSH)."""
         hosttools.require(self.profile.qemu_binary, self.profile.qemu_package,
                           f"to boot {self.profile.name} guests")
         start = time.monotonic()
@@ -133,6 +139,8 @@ class Machine:
             raise BootError(f"{self.profile.name} guest did not boot: {e}",
                             self.console.excerpt(), self.console_log) from None
         self.console.start_watch()
+        if until == "init":
+            return None
         self.guest = Guest.connect(self, timeout=self.timeout("ssh"))
         self.stage_times["ssh"] = time.monotonic() - start
         return self.guest
@@ -168,6 +176,7 @@ class Machine:
     def check_alive(self) -> None:
         """Raise GuestPanic/BootError if the guest panicked or QEMU went away."""
         if self.console and self.console.panic:
+            self._reap()
             raise GuestPanic("kernel panic", self.console.panic, self.console_log)
         if not self.alive():
             if self.console:
@@ -176,6 +185,24 @@ class Machine:
                     raise GuestPanic("kernel panic", self.console.panic, self.console_log)
             raise BootError(f"QEMU exited (status {self._proc.returncode if self._proc else '?'})",
                             self.console.excerpt() if self.console else "", self.console_log)
+
+    def connection_lost(self, during: str) -> None:
+        """SSH dropped: a panic or QEMU exit explains it (raised as such), else say so."""
+        if self.console:
+            self.console.closed.wait(PANIC_SETTLE_SECONDS)
+        self.check_alive()
+        raise BootError(f"SSH connection to the guest was lost during: {during}",
+                        self.console.excerpt() if self.console else "", self.console_log)
+
+    def _reap(self) -> None:
+        """A panicked guest is finished: let QEMU exit (panic=-1, -no-reboot) or end it."""
+        if self._proc is None:
+            return
+        try:
+            self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(self._proc.pid, signal.SIGKILL)
+            self._proc.wait()
 
     def shutdown(self) -> None:
         """Stop the guest; never raises, always leaves no QEMU process behind."""
@@ -193,12 +220,7 @@ class Machine:
             except Exception:
                 pass
             self.qmp = None
-        if self._proc:
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(self._proc.pid, signal.SIGKILL)
-                self._proc.wait()
+        self._reap()
         if self.console:
             self.console.close()
             self.console = None

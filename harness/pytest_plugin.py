@@ -1,0 +1,157 @@
+"""pytest plugin: scenario files as test items, and fixtures that give a booted guest.
+
+Thin on purpose: everything it does is the plain library's (session.Session) work.
+Each scenario x architecture is one item: ``scenarios/smoke/x.yaml::x[x86_64]``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List
+
+import pytest
+
+from . import arch as archmod, image as imagemod
+from .errors import InputError
+from .scenario import Scenario
+from .session import Options, Session, summary
+
+_SESSION = pytest.StashKey[Session]()
+_OUTCOMES = pytest.StashKey[list]()
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("klp-harness")
+    g.addoption("--arch", action="append", dest="klp_arch", metavar="ARCH",
+                help=f"guest architecture ({', '.join(archmod.NAMES)}); repeatable; "
+                     "default: every one the image supports")
+    g.addoption("--image", dest="klp_image", default=imagemod.DEFAULT_IMAGE,
+                help="image recipe name under images/")
+    g.addoption("--accel", dest="klp_accel", choices=("auto", "kvm", "tcg"), default="auto")
+    g.addoption("--smp", dest="klp_smp", type=int, default=2)
+    g.addoption("--klp-artifacts", dest="klp_artifacts", default="artifacts",
+                help="where failed tests leave console/kernel logs and commands")
+
+
+def selected_arches(config) -> List[str]:
+    arches = config.getoption("klp_arch")
+    if arches:
+        for a in arches:
+            archmod.get(a)
+        return arches
+    return imagemod.Recipe.load(imagemod.recipe_path(config.getoption("klp_image"))).arches
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "vm: boots a real QEMU guest")
+    for a in archmod.NAMES:
+        config.addinivalue_line("markers", f"{a}: runs on the {a} guest")
+    scenarios = imagemod.PROJECT / "scenarios"
+    for topic in sorted(p.name for p in scenarios.iterdir() if p.is_dir() and p.name != "modules"):
+        config.addinivalue_line("markers", f"{_marker(topic)}: scenarios under scenarios/{topic}/")
+    config.stash[_OUTCOMES] = []
+
+
+def klp_session(config) -> Session:
+    if _SESSION not in config.stash:
+        config.stash[_SESSION] = Session(Options(
+            image=config.getoption("klp_image"), accel=config.getoption("klp_accel"),
+            cpus=config.getoption("klp_smp"), artifacts=Path(config.getoption("klp_artifacts"))))
+    return config.stash[_SESSION]
+
+
+def pytest_unconfigure(config):
+    if _SESSION in config.stash:
+        config.stash[_SESSION].close()
+
+
+# -- scenario files -----------------------------------------------------------------------
+
+def pytest_collect_file(file_path: Path, parent):
+    if file_path.suffix == ".yaml" and "scenarios" in file_path.parts \
+            and "modules" not in file_path.parts:
+        return ScenarioFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ScenarioFile(pytest.File):
+    def collect(self):
+        try:
+            scenario = Scenario.load(self.path)
+        except InputError as e:
+            raise self.CollectError(str(e)) from None
+        topic = self.path.parent.name
+        for a in selected_arches(self.config):
+            item = ScenarioItem.from_parent(self, name=f"{scenario.name}[{a}]",
+                                            scenario=scenario, arch=a)
+            item.add_marker(a)
+            item.add_marker("vm")
+            if topic != "scenarios":
+                item.add_marker(_marker(topic))
+            yield item
+
+
+def _marker(topic: str) -> str:
+    return topic.replace("-", "_")
+
+
+class ScenarioFailure(Exception):
+    pass
+
+
+class ScenarioItem(pytest.Item):
+    def __init__(self, *, scenario: Scenario, arch: str, **kw):
+        super().__init__(**kw)
+        self.scenario, self.arch = scenario, arch
+
+    def runtest(self):
+        outcome = klp_session(self.config).run_scenario(self.scenario, self.arch)
+        self.config.stash[_OUTCOMES].append(outcome)
+        if outcome.status == "skip":
+            pytest.skip(outcome.message)
+        if outcome.status != "pass":
+            raise ScenarioFailure(outcome.message)
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, ScenarioFailure):
+            return f"{self.scenario.path}[{self.arch}]:\n{excinfo.value}"
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, self.scenario.steps[0].line, f"scenario {self.name}"
+
+
+def pytest_terminal_summary(terminalreporter):
+    outcomes = terminalreporter.config.stash.get(_OUTCOMES, [])
+    if outcomes:
+        terminalreporter.write_sep("=", "klp-harness scenarios")
+        terminalreporter.write_line(summary(outcomes))
+
+
+# -- fixtures for Python tests ------------------------------------------------------------
+
+def pytest_generate_tests(metafunc):
+    if "klp_arch" in metafunc.fixturenames:
+        metafunc.parametrize("klp_arch", selected_arches(metafunc.config), scope="session")
+
+
+@pytest.fixture(scope="session")
+def klp_harness_session(request) -> Session:
+    return klp_session(request.config)
+
+
+@pytest.fixture
+def klp_machine(klp_harness_session, klp_arch):
+    """The running Machine for this arch (one boot per session and arch, reused)."""
+    return klp_harness_session.machine(klp_arch)
+
+
+@pytest.fixture
+def klp_guest(klp_machine):
+    """A booted guest over SSH for this arch."""
+    return klp_machine.guest
+
+
+@pytest.fixture
+def klp_modules(klp_harness_session, klp_arch):
+    """The module catalog (upstream selftest modules and ours) for this arch's image."""
+    return klp_harness_session.state(klp_arch).catalog

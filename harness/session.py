@@ -1,0 +1,149 @@
+"""A test session: one booted guest per architecture, reused across scenarios.
+
+A guest that panicked or whose QEMU died is discarded; the next test boots a fresh one.
+Failed scenarios leave an artifact directory: console log, kernel log, sysfs snapshot and
+every command run with its output.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from . import accel, arch as archmod, image as imagemod, livepatch, runner
+from .errors import BootError
+from .guest import Guest
+from .machine import Machine, MachineConfig
+from .modules import ModuleCatalog
+from .scenario import Scenario
+
+
+@dataclass
+class Options:
+    image: str = imagemod.DEFAULT_IMAGE
+    accel: str = "auto"
+    cpus: int = 2
+    memory_mb: int = 512
+    mirror: Optional[str] = None
+    artifacts: Path = Path("artifacts")
+
+
+@dataclass
+class ArchState:
+    profile: archmod.ArchProfile
+    image: imagemod.Image
+    catalog: ModuleCatalog
+    accel: str
+    machine: Optional[Machine] = None
+    boots: int = 0
+
+
+def log(message: str) -> None:
+    print(f"klp-harness: {message}", file=sys.stderr, flush=True)
+
+
+class Session:
+    def __init__(self, options: Options):
+        self.options = options
+        self.options.artifacts = Path(options.artifacts).resolve()
+        self._arches: Dict[str, ArchState] = {}
+
+    def state(self, arch: str) -> ArchState:
+        if arch not in self._arches:
+            profile = archmod.get(arch)
+            image = imagemod.build(self.options.image, arch, self.options.mirror)
+            catalog = ModuleCatalog(image)
+            chosen, why = accel.choose(profile, image, self.options.accel)
+            log(f"{arch}: {why}")
+            self._arches[arch] = ArchState(profile, image, catalog, chosen)
+        return self._arches[arch]
+
+    def machine(self, arch: str) -> Machine:
+        """The running guest for ``arch``, booting one if there is none or it died."""
+        st = self.state(arch)
+        if st.machine is not None and (not st.machine.alive() or st.machine.console.panic):
+            log(f"{arch}: guest is gone (panic or QEMU exit); the next test boots a fresh one")
+            st.machine.shutdown()
+            st.machine = None
+        if st.machine is None:
+            st.boots += 1
+            workdir = self.options.artifacts / "machines" / f"{arch}-{st.boots}"
+            shutil.rmtree(workdir, ignore_errors=True)
+            config = MachineConfig(memory_mb=self.options.memory_mb, cpus=self.options.cpus,
+                                   accel=st.accel)
+            machine = Machine(st.image, st.profile, workdir, config)
+            started = time.monotonic()
+            try:
+                machine.boot()
+            except BaseException:
+                machine.shutdown()
+                raise
+            log(f"{arch}: guest up in {time.monotonic() - started:.1f}s (console: "
+                f"{machine.console_log})")
+            runner.prepare(machine.guest)
+            st.machine = machine
+        return st.machine
+
+    def guest(self, arch: str) -> Guest:
+        return self.machine(arch).guest
+
+    def run_scenario(self, scenario: Scenario, arch: str) -> runner.Outcome:
+        if arch not in scenario.arches:
+            return runner.Outcome(scenario.name, arch, "skip",
+                                  f"scenario requires {', '.join(scenario.arches)}")
+        machine = self.machine(arch)
+        first_command = len(machine.guest.history)
+        try:
+            outcome = runner.Runner(machine.guest, self.state(arch).catalog, arch).run(scenario)
+        except BootError as e:
+            outcome = runner.Outcome(scenario.name, arch, "fail", str(e))
+        if outcome.status == "fail":
+            self.save_artifacts(scenario.name, arch, outcome, machine, first_command)
+        return outcome
+
+    def save_artifacts(self, name: str, arch: str, outcome: runner.Outcome, machine: Machine,
+                       first_command: int = 0) -> Path:
+        target = self.options.artifacts / "failed" / f"{_safe(name)}[{arch}]"
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        (target / "failure.txt").write_text(outcome.message + "\n")
+        (target / "kmsg.txt").write_text(outcome.kmsg + "\n")
+        if machine.console_log.exists():
+            shutil.copy(machine.console_log, target / "console.log")
+        if machine.guest is not None:
+            with open(target / "commands.txt", "w") as f:
+                for r in machine.guest.history[first_command:]:
+                    f.write(f"$ {r.command}\n[exit {r.status}, {r.seconds:.2f}s]\n{r.stdout}"
+                            + (f"[stderr]\n{r.stderr}" if r.stderr else "") + "\n")
+            try:
+                snapshot = livepatch.read_all(machine.guest)
+                (target / "sysfs.txt").write_text("\n".join(
+                    f"{p.name}: {p.attrs} {p.objects}" for p in snapshot.values()) + "\n")
+            except Exception as e:  # the guest may be gone: keep what we have
+                (target / "sysfs.txt").write_text(f"(could not read: {e})\n")
+        outcome.message += f"\nartifacts: {target}"
+        return target
+
+    def close(self) -> None:
+        for st in self._arches.values():
+            if st.machine is not None:
+                st.machine.shutdown()
+                st.machine = None
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def summary(outcomes: List[runner.Outcome]) -> str:
+    width = max([len(o.scenario) for o in outcomes] + [8])
+    lines = [f"{'scenario':<{width}}  {'arch':<8} {'result':<6} {'time':>7}"]
+    for o in outcomes:
+        lines.append(f"{o.scenario:<{width}}  {o.arch:<8} {o.status:<6} {o.seconds:6.1f}s")
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("pass", "fail", "skip")}
+    lines.append(f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped")
+    return "\n".join(lines)

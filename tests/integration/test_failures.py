@@ -1,0 +1,87 @@
+"""Failures must be clear and fast: panics, SSH that never answers, broken scenarios."""
+import textwrap
+import time
+
+import pytest
+
+from harness import image as imagemod, livepatch
+from harness.errors import GuestPanic, WaitTimeout
+from harness.machine import Machine, MachineConfig
+from harness.scenario import Scenario
+
+pytestmark = pytest.mark.vm
+
+
+@pytest.fixture
+def arch_state(klp_harness_session, klp_arch):
+    return klp_harness_session.state(klp_arch)
+
+
+def test_panic_during_boot_fails_at_once_with_the_console(arch_state, tmp_path):
+    # No init in the initramfs and no root device: the kernel panics early.
+    config = MachineConfig(accel=arch_state.accel, extra_cmdline="rdinit=/nonexistent")
+    with pytest.raises(GuestPanic) as info:
+        with Machine(arch_state.image, arch_state.profile, tmp_path, config):
+            pass
+    assert "Kernel panic - not syncing" in str(info.value)
+    assert "console log:" in str(info.value)
+
+
+def test_panic_during_a_test_ends_the_command_at_once(arch_state, tmp_path):
+    config = MachineConfig(accel=arch_state.accel)
+    with Machine(arch_state.image, arch_state.profile, tmp_path, config) as machine:
+        start = time.monotonic()
+        with pytest.raises(GuestPanic) as info:
+            machine.guest.run("echo c > /proc/sysrq-trigger; sleep 600", timeout=600)
+        assert time.monotonic() - start < 120, "the panic was not noticed before the timeout"
+        assert "sysrq triggered crash" in str(info.value)
+        assert not machine.alive()
+
+
+def test_ssh_that_never_answers_times_out_saying_what_it_waited_for(arch_state, tmp_path):
+    config = MachineConfig(accel=arch_state.accel, guest_ssh_port=2222,
+                           stage_timeouts={"ssh": 5})
+    with pytest.raises(WaitTimeout) as info:
+        with Machine(arch_state.image, arch_state.profile, tmp_path, config):
+            pass
+    assert "SSH on 127.0.0.1:" in str(info.value) and "5.0s" in str(info.value)
+
+
+def test_a_broken_expectation_fails_naming_the_step_and_cleans_up(klp_harness_session, klp_arch,
+                                                                  tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text(textwrap.dedent("""\
+        steps:
+          - load: test_klp_livepatch
+          - sysfs:
+              test_klp_livepatch/enabled: 0
+        """))
+    outcome = klp_harness_session.run_scenario(Scenario.load(path), klp_arch)
+    assert outcome.status == "fail"
+    assert f"step 2, sysfs ({path}:3)" in outcome.message
+    assert "test_klp_livepatch/enabled: expected '0', guest shows '1'" in outcome.message
+    # Clean-up ran, so the next scenario finds a clean guest ...
+    assert "disabled test_klp_livepatch" in outcome.cleanup
+    guest = klp_harness_session.guest(klp_arch)
+    assert "test_klp_livepatch" not in livepatch.read_all(guest)
+    assert "test_klp_livepatch" not in livepatch.loaded_modules(guest)
+    # ... and the evidence was kept.
+    artifacts = klp_harness_session.options.artifacts / "failed" / f"broken[{klp_arch}]"
+    for name in ("failure.txt", "kmsg.txt", "console.log", "commands.txt", "sysfs.txt"):
+        assert (artifacts / name).stat().st_size > 0, name
+    assert "insmod /tmp/test_klp_livepatch.ko" in (artifacts / "commands.txt").read_text()
+
+
+def test_a_load_expected_to_fail_that_succeeds_is_a_failure(klp_harness_session, klp_arch,
+                                                           tmp_path):
+    path = tmp_path / "wrong-error.yaml"
+    path.write_text("steps:\n  - load: {module: klp_cmdline, expect-error: File exists}\n")
+    outcome = klp_harness_session.run_scenario(Scenario.load(path), klp_arch)
+    assert outcome.status == "fail"
+    assert "succeeded, but it was expected to fail" in outcome.message
+
+
+def test_a_second_image_build_builds_nothing(arch_state, capfd):
+    again = imagemod.build(arch_state.image.name, arch_state.profile.name)
+    assert again.dir == arch_state.image.dir
+    assert "building" not in capfd.readouterr().err
