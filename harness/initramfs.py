@@ -91,6 +91,8 @@ def assemble(unpacked: Path, dest: Path, programs: Iterable[str], extra_trees: I
     shutil.copy(GUEST_FILES / "rc.sh", etc / "klp-harness/rc.sh")
     os.chmod(etc / "klp-harness/rc.sh", 0o755)
     (etc / "klp-harness/boot-modules").write_text(" ".join(boot_modules) + "\n")
+    # bash as the login shell: Debian's static busybox sh prefers its own applets over the
+    # programs in PATH (its dd lacks iflag=nonblock, its insmod words errors unlike kmod).
     (etc / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
     (etc / "group").write_text("root:x:0:\n")
     (etc / "shadow").write_text("root:*:19000:0:99999:7:::\n")

@@ -164,6 +164,8 @@ class Machine:
                 raise BootError(f"QEMU exited at start (status {self._proc.returncode}): "
                                 f"{stderr}\ncommand: {' '.join(self.qemu_args())}")
         self.console = Console(sock, self.console_log)
+        # QEMU makes the QMP socket only after the console's client connected.
+        connect_unix(self._sockdir / "qmp", self.timeout("qemu"), self.alive).close()
         self.qmp = QEMUMonitorProtocol(str(self._sockdir / "qmp"))
         self.qmp.connect()
         status = self.qmp.cmd("query-status")
