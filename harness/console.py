@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import pexpect
 import pexpect.fdpexpect
@@ -121,6 +121,3 @@ def connect_unix(path: Path, timeout: float, alive) -> socket.socket:
                 raise WaitTimeout(f"QEMU's console socket {path}", timeout)
             time.sleep(0.01)
 
-
-def patterns_any(patterns: Sequence[str]) -> str:
-    return "|".join(f"(?:{p})" for p in patterns)

@@ -11,7 +11,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from .errors import GuestCommandError, WaitTimeout
+from .errors import WaitTimeout
 from .guest import Guest
 
 SYSFS = "/sys/kernel/livepatch"

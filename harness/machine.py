@@ -22,7 +22,7 @@ from qemu.qmp.legacy import QEMUMonitorProtocol
 from . import hosttools
 from .arch import ArchProfile
 from .console import Console, connect_unix
-from .errors import BootError, GuestPanic, HarnessError, WaitTimeout
+from .errors import BootError, GuestPanic, WaitTimeout
 from .guest import Guest
 from .image import Image
 from .sshkey import RunKey

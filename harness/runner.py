@@ -9,8 +9,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 from . import kmsg, livepatch
 from .errors import BootError, HarnessError, WaitTimeout
