@@ -74,7 +74,7 @@ class Guest:
         start = time.monotonic()
         transport = self._client.get_transport()
         if transport is None or not transport.is_active():
-            self.machine.check_alive()
+            self.machine.connection_lost(command)
         channel = transport.open_session()
         channel.exec_command(command)
         out, err = bytearray(), bytearray()
