@@ -19,12 +19,7 @@ SCENARIOS = imagemod.PROJECT / "scenarios"
 
 
 def _arches(args) -> List[str]:
-    """--arch as given (validated), else every arch the image recipe supports."""
-    if args.arch:
-        for a in args.arch:
-            archmod.get(a)
-        return args.arch
-    return imagemod.Recipe.load(imagemod.recipe_path(args.image)).arches
+    return imagemod.arches_for(args.image, args.arch)
 
 
 def _common(p: argparse.ArgumentParser) -> None:

@@ -78,6 +78,15 @@ KERNEL_KINDS = {
 }
 
 
+def arches_for(name: str, requested: Optional[List[str]] = None) -> List[str]:
+    """The arches a run covers: those requested (validated), else every one the recipe has."""
+    if requested:
+        for a in requested:
+            archmod.get(a)
+        return list(requested)
+    return Recipe.load(recipe_path(name)).arches
+
+
 def recipe_path(name: str) -> Path:
     path = IMAGES_DIR / f"{name}.yaml"
     if not path.is_file():

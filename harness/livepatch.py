@@ -57,26 +57,29 @@ def stalled_tasks(guest: Guest, limit: int = 20) -> str:
     return guest.run(script).stdout.strip() or "(no task reports an unfinished patch_state)"
 
 
+def _wait_while(guest: Guest, condition: str, timeout: float, awaited: str,
+                seen_label: str) -> None:
+    """Loop in the guest while the shell ``condition`` holds; on timeout, report the tasks
+    that have not switched (the usual reason a livepatch wait does not end)."""
+    tries = max(1, int(timeout * guest.machine.scale / POLL))
+    script = (f"i=0; while {condition}; do "
+              f"i=$((i+1)); [ $i -ge {tries} ] && exit 3; sleep {POLL}; done")
+    if guest.run(script, timeout=timeout * 2).status == 3:
+        raise WaitTimeout(awaited, timeout * guest.machine.scale,
+                          f"{seen_label}:\n" + stalled_tasks(guest))
+
+
 def wait_transition(guest: Guest, patch: str, timeout: float) -> None:
     """Wait until ``patch`` is not in transition (or has gone away)."""
     attr = shlex.quote(f"{SYSFS}/{patch}/transition")
-    tries = max(1, int(timeout * guest.machine.scale / POLL))
-    script = (f"i=0; while [ \"$(cat {attr} 2>/dev/null)\" = 1 ]; do "
-              f"i=$((i+1)); [ $i -ge {tries} ] && exit 3; sleep {POLL}; done")
-    if guest.run(script, timeout=timeout * 2).status == 3:
-        raise WaitTimeout(f"livepatch '{patch}' to finish its transition",
-                          timeout * guest.machine.scale,
-                          "tasks not yet switched:\n" + stalled_tasks(guest))
+    _wait_while(guest, f"[ \"$(cat {attr} 2>/dev/null)\" = 1 ]", timeout,
+                f"livepatch '{patch}' to finish its transition", "tasks not yet switched")
 
 
 def wait_gone(guest: Guest, patch: str, timeout: float) -> None:
     """Wait until the patch's sysfs dir is gone (after disable, before rmmod succeeds)."""
-    d = shlex.quote(f"{SYSFS}/{patch}")
-    tries = max(1, int(timeout * guest.machine.scale / POLL))
-    script = f"i=0; while [ -d {d} ]; do i=$((i+1)); [ $i -ge {tries} ] && exit 3; sleep {POLL}; done"
-    if guest.run(script, timeout=timeout * 2).status == 3:
-        raise WaitTimeout(f"livepatch '{patch}' to be removed from sysfs",
-                          timeout * guest.machine.scale, "tasks:\n" + stalled_tasks(guest))
+    _wait_while(guest, f"[ -d {shlex.quote(f'{SYSFS}/{patch}')} ]", timeout,
+                f"livepatch '{patch}' to be removed from sysfs", "tasks")
 
 
 def load(guest: Guest, module_path: str, params: Dict[str, str] = None, check: bool = True):

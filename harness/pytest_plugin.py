@@ -33,12 +33,7 @@ def pytest_addoption(parser):
 
 
 def selected_arches(config) -> List[str]:
-    arches = config.getoption("klp_arch")
-    if arches:
-        for a in arches:
-            archmod.get(a)
-        return arches
-    return imagemod.Recipe.load(imagemod.recipe_path(config.getoption("klp_image"))).arches
+    return imagemod.arches_for(config.getoption("klp_image"), config.getoption("klp_arch"))
 
 
 def pytest_configure(config):

@@ -51,9 +51,9 @@ class Runner:
 
     def run(self, scenario: Scenario) -> Outcome:
         start = time.monotonic()
-        if self.arch not in scenario.arches:
-            return Outcome(scenario.name, self.arch, "skip",
-                           f"scenario requires {', '.join(scenario.arches)}")
+        reason = scenario.skip_reason(self.arch)
+        if reason:
+            return Outcome(scenario.name, self.arch, "skip", reason)
         self._loaded = []
         begin = self.guest.kmsg_cursor()
         outcome = Outcome(scenario.name, self.arch, "pass")

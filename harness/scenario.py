@@ -135,6 +135,12 @@ class Scenario:
     expect_splat: bool
     steps: List[Step]
 
+    def skip_reason(self, arch: str) -> Optional[str]:
+        """Why this scenario does not run on ``arch``, or None if it does."""
+        if arch not in self.arches:
+            return f"scenario requires {', '.join(self.arches)}"
+        return None
+
     @classmethod
     def load(cls, path: Path) -> "Scenario":
         path = Path(path)

@@ -92,9 +92,9 @@ class Session:
         return self.machine(arch).guest
 
     def run_scenario(self, scenario: Scenario, arch: str) -> runner.Outcome:
-        if arch not in scenario.arches:
-            return runner.Outcome(scenario.name, arch, "skip",
-                                  f"scenario requires {', '.join(scenario.arches)}")
+        reason = scenario.skip_reason(arch)
+        if reason:  # decided before booting anything
+            return runner.Outcome(scenario.name, arch, "skip", reason)
         machine = self.machine(arch)
         first_command = len(machine.guest.history)
         try:
