@@ -52,13 +52,21 @@ class InputHash:
         return self._h.hexdigest()[:length]
 
 
+def to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+# Where progress lines go; the pytest plugin points it past pytest's output capture.
+progress_sink: Callable[[str], None] = to_stderr
+
+
 def progress(message: str) -> None:
     """One line of progress for long work, on stderr so it never mixes with results."""
-    print(f"klp-harness: {message}", file=sys.stderr, flush=True)
+    progress_sink(f"klp-harness: {message}")
 
 
 @contextlib.contextmanager
-def _locked(path: Path):
+def locked(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two runs building the same entry wait for each other
@@ -70,7 +78,7 @@ def entry(kind: str, key: str, build: Callable[[Path], None], describe: str) -> 
     final = root() / kind / key
     if (final / ".complete").exists():
         return final
-    with _locked(root() / kind / f".{key}.lock"):
+    with locked(root() / kind / f".{key}.lock"):
         if (final / ".complete").exists():
             return final
         tmp = final.with_name(f".{key}.tmp")

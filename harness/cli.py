@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import List
 
-from . import accel, arch as archmod, hosttools, image as imagemod
+from . import accel, arch as archmod, hosttools, image as imagemod, kernelbuild
 from .errors import HarnessError, InputError
 from .machine import Machine, MachineConfig
 from .scenario import Scenario, discover
@@ -30,6 +30,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help=f"image recipe name under images/ (default: {imagemod.DEFAULT_IMAGE})")
     p.add_argument("--mirror", help="Debian mirror URL (default: this host's apt configuration, "
                                     "or $KLP_HARNESS_MIRROR)")
+    p.add_argument("--kernel-tree", type=Path, metavar="PATH",
+                   help="build the image's kernel from this local source tree instead of the "
+                        "recipe's (images built from source only)")
 
 
 def _machine_opts(p: argparse.ArgumentParser) -> None:
@@ -40,14 +43,16 @@ def _machine_opts(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_setup(args) -> int:
-    installed = hosttools.install_missing(hosttools.needed_for(_arches(args)))
+    recipe = imagemod.Recipe.load(imagemod.recipe_path(args.image))
+    installed = hosttools.install_missing(
+        hosttools.needed_for(_arches(args), recipe.builds_kernel))
     print("host packages installed: " + (" ".join(installed) if installed else "none needed"))
     return 0
 
 
 def cmd_images_build(args) -> int:
     for a in _arches(args):
-        img = imagemod.build(args.image, a, args.mirror)
+        img = imagemod.build(args.image, a, args.mirror, args.kernel_tree)
         print(f"{img.name} {a}: {img.dir} (kernel {img.kernel_release})")
     return 0
 
@@ -72,6 +77,7 @@ def cmd_run(args) -> int:
         scenarios.append(Scenario.load(path))   # all validated before anything boots
     session = Session(Options(image=args.image, accel=args.accel, cpus=args.smp,
                               memory_mb=args.memory, mirror=args.mirror,
+                              kernel_tree=args.kernel_tree,
                               artifacts=Path(args.artifacts)))
     outcomes = []
     try:
@@ -91,7 +97,7 @@ def cmd_run(args) -> int:
 def cmd_bench_boot(args) -> int:
     for a in _arches(args):
         profile = archmod.get(a)
-        img = imagemod.build(args.image, a, args.mirror)
+        img = imagemod.build(args.image, a, args.mirror, args.kernel_tree)
         chosen, why = accel.choose(profile, img, args.accel)
         print(f"# {a}: {why}", file=sys.stderr)
         times = []
@@ -104,6 +110,22 @@ def cmd_bench_boot(args) -> int:
                     stages = " ".join(f"{k}={v:.2f}" for k, v in m.stage_times.items())
                 print(f"# run {i + 1}: {times[-1]:.2f}s ({stages})", file=sys.stderr)
         print(f"boot-to-ssh {a} {statistics.median(times):.2f}")
+    return 0
+
+
+def cmd_bench_build(args) -> int:
+    """Cold build in a scratch build dir, then a rebuild after touching one livepatch file.
+    The cached build dirs are left alone."""
+    for a in _arches(args):
+        source, profile, fragments = imagemod.kernel_inputs(args.image, a, args.mirror,
+                                                            args.kernel_tree)
+        with tempfile.TemporaryDirectory(prefix="klp-bench-kbuild-") as scratch:
+            cold = kernelbuild.build(source, profile, fragments, Path(scratch), force=True)
+            print(f"kernel-build-cold {a} {cold.seconds:.1f}", flush=True)
+            touched = source.tree / args.touch
+            touched.touch()
+            again = kernelbuild.build(source, profile, fragments, Path(scratch), force=True)
+            print(f"kernel-rebuild-touch {a} {again.seconds:.1f}  # {args.touch}", flush=True)
     return 0
 
 
@@ -141,6 +163,12 @@ def parser() -> argparse.ArgumentParser:
     _machine_opts(s)
     s.add_argument("--runs", type=int, default=5)
     s.set_defaults(func=cmd_bench_boot)
+    s = bench.add_parser("build", help="cold kernel build time, and the rebuild after "
+                                       "touching one file (scratch build dir)")
+    _common(s)
+    s.add_argument("--touch", default="kernel/livepatch/core.c",
+                   help="source file touched before the rebuild (default: %(default)s)")
+    s.set_defaults(func=cmd_bench_build)
     return p
 
 

@@ -30,3 +30,9 @@ def extract(packages: Sequence[str], suite: str, debian_arch: str, mirror: str,
     if result.returncode != 0:
         tail = "\n".join(Path(log).read_text(errors="replace").splitlines()[-15:])
         raise BuildError(f"fetching {', '.join(packages)} ({suite}, {debian_arch})", log, tail)
+
+
+def host_arch() -> str:
+    """This host's Debian architecture (architecture-independent packages come with it)."""
+    return subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True,
+                          check=True).stdout.strip()

@@ -48,7 +48,9 @@ class Guest:
         """Connect once sshd answers; the host key must be the one the image was built with."""
         deadline = time.monotonic() + timeout
         last_error = "no attempt"
+        attempt = 0
         while time.monotonic() < deadline:
+            attempt += 1
             machine.check_alive()
             client = paramiko.SSHClient()
             keytype, keydata = machine.image.host_key.split()[:2]
@@ -58,7 +60,8 @@ class Guest:
             try:
                 client.connect("127.0.0.1", port=machine.ssh_port, username="root",
                                pkey=machine.key.private, look_for_keys=False, allow_agent=False,
-                               timeout=5, banner_timeout=5, auth_timeout=10)
+                               # A lost first SYN costs a whole banner wait: start short.
+                               timeout=5, banner_timeout=min(5, attempt), auth_timeout=10)
                 guest = cls(machine, client)
                 guest.run("true", timeout=timeout)
                 return guest

@@ -9,7 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
-from typing import Dict, Iterable, List
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from . import arch as archmod
 from .errors import HarnessError, MissingHostTool
@@ -27,21 +27,43 @@ COMMON: Dict[str, str] = {
 }
 
 
-def needed_for(arches: Iterable[str]) -> Dict[str, str]:
+# What building a kernel from source needs beyond the compiler. A path stands for a header.
+KERNEL_BUILD: Dict[str, str] = {
+    "bc": "bc", "flex": "flex", "bison": "bison", "perl": "perl",
+    "/usr/include/libelf.h": "libelf-dev",      # objtool (x86)
+    "/usr/include/openssl/evp.h": "libssl-dev",  # scripts/sign-file, certs/
+}
+
+
+def compiler_for(profile: "archmod.ArchProfile") -> Tuple[str, str]:
+    """The C compiler that builds kernels and modules for ``profile``, and its package."""
+    cross = profile.cross_compile()
+    return (f"{cross}gcc", profile.cross_gcc_package) if cross else ("gcc", "gcc")
+
+
+def needed_for(arches: Iterable[str], builds_kernel: bool = False) -> Dict[str, str]:
     """Programs (and their packages) needed to build and boot images for these arches."""
-    needed = dict(COMMON)
+    needed = dict(COMMON, **(KERNEL_BUILD if builds_kernel else {}))
     for name in arches:
         profile = archmod.get(name)
         needed[profile.qemu_binary] = profile.qemu_package
+        program, package = compiler_for(profile)
+        needed[program] = package
     return needed
 
 
+def _find(program: str) -> Optional[str]:
+    if program.startswith("/"):
+        return program if os.path.exists(program) else None
+    return shutil.which(program)
+
+
 def missing(programs: Dict[str, str]) -> Dict[str, str]:
-    return {prog: pkg for prog, pkg in programs.items() if shutil.which(prog) is None}
+    return {prog: pkg for prog, pkg in programs.items() if _find(prog) is None}
 
 
 def require(program: str, package: str, why: str = "") -> str:
-    path = shutil.which(program)
+    path = _find(program)
     if path is None:
         raise MissingHostTool(program, package, why)
     return path

@@ -3,7 +3,11 @@
 An image is what a guest boots and what livepatch modules are built against: a kernel, an
 initramfs (minimal userspace + our init + SSH host key), a kbuild dir for out-of-tree
 modules, and the kernel source's livepatch selftests. It is built once into the cache,
-keyed by a hash of its inputs (recipe, guest files, builder version).
+keyed by a hash of its inputs (recipe, guest files, builder version, kernel identity).
+
+Two kinds of kernel: a Debian distribution package (with its headers), or a kernel built
+from source (Debian's linux-source package, or a local tree given with --kernel-tree) with
+the config fragments under images/kconfig/.
 """
 from __future__ import annotations
 
@@ -17,16 +21,17 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from . import arch as archmod
-from . import cache, debian, hosttools, initramfs, kernelfile
+from . import cache, debian, hosttools, initramfs, kernelbuild, kernelfile, kernelsource
 from .errors import BuildError, RecipeError
 from .mirror import debian_mirror
 from .yamlsrc import Fields, load
 
 PROJECT = Path(__file__).resolve().parent.parent
 IMAGES_DIR = Path(os.environ.get("KLP_HARNESS_IMAGES", PROJECT / "images"))
-DEFAULT_IMAGE = "debian-bookworm"
+KCONFIG_DIR = IMAGES_DIR / "kconfig"
+DEFAULT_IMAGE = "linux-6.12"
 # The code that decides what an image contains is one of its inputs: change it, and images
-# are rebuilt rather than trusted.
+# are rebuilt rather than trusted. (The kernel build has its own stamp; see kernelbuild.)
 BUILDER_SOURCES = ("image.py", "initramfs.py", "kernelfile.py", "debian.py")
 
 
@@ -37,7 +42,7 @@ class Recipe:
     path: Path
     description: str
     arches: List[str]
-    kernel: Dict[str, str]
+    kernel: Dict[str, object]
     selftest_paths: List[str]       # paths in the kernel source to keep (modules, scripts)
     selftest_modules: str           # where in those the upstream test modules live
     boot_modules: List[str]
@@ -60,7 +65,11 @@ class Recipe:
         if kind not in KERNEL_KINDS:
             k.fail("from", f"unknown kernel kind '{kind}'; known: {', '.join(KERNEL_KINDS)}")
         k.only(KERNEL_KINDS[kind])
-        kernel = {key: k.get(key, str) for key in KERNEL_KINDS[kind]}
+        kernel = {key: k.strings(key) if key in LIST_FIELDS else k.get(key, str)
+                  for key in KERNEL_KINDS[kind]}
+        for i, frag in enumerate(kernel.get("config", [])):
+            if not (KCONFIG_DIR / frag).is_file():
+                k.fail("config", f"no config fragment {frag} in {KCONFIG_DIR}")
         s = f.sub("selftests")
         s.only(["paths", "modules"])
         u = f.sub("userspace")
@@ -71,11 +80,19 @@ class Recipe:
                    userspace_suite=u.get("suite", str), userspace_packages=u.strings("packages"),
                    userspace_programs=u.strings("programs"), cmdline=f.strings("cmdline", []))
 
+    @property
+    def builds_kernel(self) -> bool:
+        return self.kernel["from"] != "debian-package"
+
 
 # Fields of `kernel:` for each kind of kernel source.
 KERNEL_KINDS = {
     "debian-package": ["from", "suite", "image", "headers", "source"],
+    # Debian's linux-source-X.Y package; `config` lists the common fragments (images/kconfig/),
+    # to which each architecture's own fragment (its profile's kconfig_fragment) is added.
+    "debian-source": ["from", "suite", "package", "config"],
 }
+LIST_FIELDS = ("config",)
 
 
 def arches_for(name: str, requested: Optional[List[str]] = None) -> List[str]:
@@ -135,26 +152,75 @@ def input_hash(recipe: Recipe, arch: str) -> str:
     return h.hexdigest()
 
 
-def build(name: str = DEFAULT_IMAGE, arch: str = "x86_64", mirror: Optional[str] = None) -> Image:
-    """The image ``name`` for ``arch``, built now if the cache does not have it yet."""
+def build(name: str = DEFAULT_IMAGE, arch: str = "x86_64", mirror: Optional[str] = None,
+          kernel_tree: Optional[Path] = None) -> Image:
+    """The image ``name`` for ``arch``, built now if the cache does not have it yet.
+    ``kernel_tree`` replaces the recipe's kernel source with a local tree."""
     recipe = Recipe.load(recipe_path(name))
     profile = archmod.get(arch)
     if arch not in recipe.arches:
         raise RecipeError(recipe.path, None, "arches",
                           f"image '{name}' is not made for {arch} (it supports "
                           f"{', '.join(recipe.arches)}); choose another --image")
-    for program, package in hosttools.COMMON.items():
-        hosttools.require(program, package, "to build images")
-    key = f"{name}-{arch}-{input_hash(recipe, arch)}"
-    builder = _DebianPackageBuild(recipe, profile, lambda: debian_mirror(mirror))
-    return Image.from_dir(cache.entry("images", key, builder.run, f"image {name} for {arch}"))
+    if kernel_tree is not None and not recipe.builds_kernel:
+        raise RecipeError(recipe.path, recipe_line(recipe, "kernel"), "kernel",
+                          f"image '{name}' boots a distribution kernel package; --kernel-tree "
+                          f"needs an image built from source (e.g. --image {DEFAULT_IMAGE})")
+    for program, package in hosttools.needed_for([arch], recipe.builds_kernel).items():
+        hosttools.require(program, package, f"to build and boot {arch} images")
+    builder = BUILDERS[recipe.kernel["from"]](recipe, profile, lambda: debian_mirror(mirror),
+                                               kernel_tree)
+    key = f"{name}-{arch}-{builder.input_hash()}"
+    image = Image.from_dir(cache.entry("images", key, builder.run, f"image {name} for {arch}"))
+    builder.sync_kbuild()
+    return image
 
 
-class _DebianPackageBuild:
-    """A Debian distribution kernel package with its headers and source package."""
+def recipe_line(recipe: Recipe, key: str) -> Optional[int]:
+    return load(recipe.path, RecipeError).key_lines.get(key)
 
-    def __init__(self, recipe: Recipe, profile: archmod.ArchProfile, mirror):
+
+class _Build:
+    """What every kind of image shares: the userspace, the initramfs and the manifest."""
+
+    def __init__(self, recipe: Recipe, profile: archmod.ArchProfile, mirror, kernel_tree):
         self.recipe, self.profile, self.mirror = recipe, profile, mirror
+        self.kernel_tree = kernel_tree
+
+    def input_hash(self) -> str:
+        return input_hash(self.recipe, self.profile.name)
+
+    def sync_kbuild(self) -> None:
+        """Make sure the image's kbuild dir still matches its kernel (see _SourceBuild)."""
+
+    def initrd(self, out: Path, log: Path, add_modules=None) -> str:
+        """Assemble and pack the initramfs; return the guest's SSH host key."""
+        unpacked, rootfs = out / "userspace", out / "rootfs"
+        debian.extract(self.recipe.userspace_packages, self.recipe.userspace_suite,
+                       self.profile.debian_arch, self.mirror(), unpacked, log)
+        host_key = initramfs.assemble(unpacked, rootfs, self.recipe.userspace_programs, [],
+                                      self.recipe.boot_modules, log)
+        if add_modules:
+            add_modules(rootfs)
+        initramfs.pack(rootfs, out / "initrd.cpio")
+        for tree in (unpacked, rootfs):
+            shutil.rmtree(tree)
+        return host_key
+
+    def manifest(self, out: Path, release: str, host_key: str, kbuild: Path) -> None:
+        manifest = {
+            "name": self.recipe.name, "arch": self.profile.name, "kernel_release": release,
+            "host_key": host_key,
+            # Relative when inside the image; a kept kernel build dir is absolute.
+            "kbuild_dir": str(kbuild.relative_to(out) if kbuild.is_relative_to(out) else kbuild),
+            "make_vars": {}, "cmdline": self.recipe.cmdline,
+            "selftest_modules": f"source/{self.recipe.selftest_modules}",
+        }
+        (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+class _DebianPackageBuild(_Build):
+    """A Debian distribution kernel package with its headers and source package."""
 
     def run(self, out: Path) -> None:
         log = out / "build.log"
@@ -168,22 +234,62 @@ class _DebianPackageBuild:
         shutil.copy(pkgs / "boot" / f"config-{release}", out / "config")
         kbuild = _keep_kbuild(pkgs, out / "kbuild", release)
         _extract_source(pkgs, out / "source", self.recipe.selftest_paths, kbuild, log)
-        unpacked, rootfs = out / "userspace", out / "rootfs"
-        debian.extract(self.recipe.userspace_packages, self.recipe.userspace_suite,
-                       self.profile.debian_arch, self.mirror(), unpacked, log)
-        host_key = initramfs.assemble(unpacked, rootfs, self.recipe.userspace_programs, [],
-                                      self.recipe.boot_modules, log)
-        _add_boot_modules(pkgs, rootfs, release, self.recipe.boot_modules)
-        initramfs.pack(rootfs, out / "initrd.cpio")
-        for tree in (pkgs, unpacked, rootfs):
-            shutil.rmtree(tree)
-        manifest = {
-            "name": self.recipe.name, "arch": self.profile.name, "kernel_release": release,
-            "host_key": host_key, "kbuild_dir": str(kbuild.relative_to(out)),
-            "make_vars": {}, "cmdline": self.recipe.cmdline,
-            "selftest_modules": f"source/{self.recipe.selftest_modules}",
-        }
-        (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        host_key = self.initrd(out, log, lambda rootfs: _add_boot_modules(
+            pkgs, rootfs, release, self.recipe.boot_modules))
+        shutil.rmtree(pkgs)
+        self.manifest(out, release, host_key, kbuild)
+
+
+def kernel_inputs(name: str, arch: str, mirror: Optional[str] = None,
+                  kernel_tree: Optional[Path] = None):
+    """(source, profile, fragments) of a source-built image's kernel, for benchmarks."""
+    recipe = Recipe.load(recipe_path(name))
+    if not recipe.builds_kernel:
+        raise RecipeError(recipe.path, recipe_line(recipe, "kernel"), "kernel",
+                          f"image '{name}' does not build its kernel from source")
+    b = _SourceBuild(recipe, archmod.get(arch), lambda: debian_mirror(mirror), kernel_tree)
+    return b.source, b.profile, b.fragments
+
+
+class _SourceBuild(_Build):
+    """A kernel built from source with our config fragments, in a kept build dir."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.fragments = [KCONFIG_DIR / f for f in self.recipe.kernel["config"]]
+        self.fragments.append(KCONFIG_DIR / self.profile.kconfig_fragment)
+        if self.kernel_tree is not None:
+            self.source = kernelsource.local_tree(self.kernel_tree)
+        else:
+            k = self.recipe.kernel
+            self.source = kernelsource.debian_package(k["package"], k["suite"], self.mirror)
+
+    def input_hash(self) -> str:
+        kernel = kernelbuild.identity(self.source, self.profile, self.fragments)
+        return cache.InputHash("source-image").text("base", super().input_hash()).text(
+            "kernel", kernel).hexdigest()
+
+    def sync_kbuild(self) -> None:
+        # The kept build dir is shared by every image of this source and arch: after another
+        # config or commit was built there, a cached image would hand modules a build dir of
+        # another kernel. Its stamp says; make brings it back (incrementally) if needed.
+        kernelbuild.build(self.source, self.profile, self.fragments)
+
+    def run(self, out: Path) -> None:
+        log = out / "build.log"
+        kb = kernelbuild.build(self.source, self.profile, self.fragments)
+        shutil.copy(kb.image, out / "kernel")
+        shutil.copy(kb.build_dir / ".config", out / "config")
+        for rel in self.recipe.selftest_paths:
+            if not (self.source.tree / rel).exists():
+                raise BuildError(f"selftest path {rel} is not in the kernel tree "
+                                 f"{self.source.tree} (Linux {self.source.version})")
+            shutil.copytree(self.source.tree / rel, out / "source" / rel, symlinks=True)
+        host_key = self.initrd(out, log)
+        self.manifest(out, kb.release, host_key, kb.build_dir)
+
+
+BUILDERS = {"debian-package": _DebianPackageBuild, "debian-source": _SourceBuild}
 
 
 def _kernel_release(pkgs: Path) -> str:

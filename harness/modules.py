@@ -36,8 +36,7 @@ def _kbuild(image: Image, sources: Path, out: Path) -> None:
     profile = archmod.get(image.arch)
     hosttools.require("make", "make", "to build livepatch modules")
     cross = profile.cross_compile()
-    hosttools.require(f"{cross}gcc", profile.cross_gcc_package if cross else "gcc",
-                      f"to build {image.arch} modules")
+    hosttools.require(*hosttools.compiler_for(profile), f"to build {image.arch} modules")
     for src in sources.iterdir():
         if src.suffix in SOURCE_SUFFIXES:
             shutil.copy(src, out / src.name)

@@ -5,12 +5,14 @@ Each scenario x architecture is one item: ``scenarios/smoke/x.yaml::x[x86_64]``.
 """
 from __future__ import annotations
 
+import sys
+import threading
 from pathlib import Path
 from typing import List
 
 import pytest
 
-from . import arch as archmod, image as imagemod
+from . import arch as archmod, cache, image as imagemod
 from .errors import InputError
 from .scenario import Scenario
 from .session import Options, Session, summary
@@ -26,6 +28,8 @@ def pytest_addoption(parser):
                      "default: every one the image supports")
     g.addoption("--image", dest="klp_image", default=imagemod.DEFAULT_IMAGE,
                 help="image recipe name under images/")
+    g.addoption("--kernel-tree", dest="klp_kernel_tree", type=Path, metavar="PATH",
+                help="build the image's kernel from this local source tree")
     g.addoption("--accel", dest="klp_accel", choices=("auto", "kvm", "tcg"), default="auto")
     g.addoption("--smp", dest="klp_smp", type=int, default=2)
     g.addoption("--klp-artifacts", dest="klp_artifacts", default="artifacts",
@@ -44,17 +48,34 @@ def pytest_configure(config):
     for topic in sorted(p.name for p in scenarios.iterdir() if p.is_dir() and p.name != "modules"):
         config.addinivalue_line("markers", f"{_marker(topic)}: scenarios under scenarios/{topic}/")
     config.stash[_OUTCOMES] = []
+    cache.progress_sink = lambda line: _show(config, line)
+
+
+_SHOW_LOCK = threading.Lock()
+
+
+def _show(config, line: str) -> None:
+    """Progress of long work (kernel builds) on the terminal even while output is captured."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+    terminal = config.pluginmanager.getplugin("terminalreporter")
+    if capture is None or terminal is None:
+        print(line, file=sys.stderr, flush=True)
+        return
+    with _SHOW_LOCK, capture.global_and_fixture_disabled():   # builds report from a thread
+        terminal.write_line(line)
 
 
 def klp_session(config) -> Session:
     if _SESSION not in config.stash:
         config.stash[_SESSION] = Session(Options(
             image=config.getoption("klp_image"), accel=config.getoption("klp_accel"),
-            cpus=config.getoption("klp_smp"), artifacts=Path(config.getoption("klp_artifacts"))))
+            cpus=config.getoption("klp_smp"), kernel_tree=config.getoption("klp_kernel_tree"),
+            artifacts=Path(config.getoption("klp_artifacts"))))
     return config.stash[_SESSION]
 
 
 def pytest_unconfigure(config):
+    cache.progress_sink = cache.to_stderr
     if _SESSION in config.stash:
         config.stash[_SESSION].close()
 

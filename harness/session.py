@@ -29,6 +29,7 @@ class Options:
     cpus: int = 2
     memory_mb: int = 512
     mirror: Optional[str] = None
+    kernel_tree: Optional[Path] = None
     artifacts: Path = Path("artifacts")
 
 
@@ -55,7 +56,8 @@ class Session:
     def state(self, arch: str) -> ArchState:
         if arch not in self._arches:
             profile = archmod.get(arch)
-            image = imagemod.build(self.options.image, arch, self.options.mirror)
+            image = imagemod.build(self.options.image, arch, self.options.mirror,
+                                   self.options.kernel_tree)
             catalog = ModuleCatalog(image)
             chosen, why = accel.choose(profile, image, self.options.accel)
             log(f"{arch}: {why}")

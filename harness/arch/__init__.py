@@ -28,6 +28,7 @@ class ArchProfile:
     console: str              # the kernel's console= device
     nic_device: str           # QEMU device for the user-mode network
     kernel_image: str         # kernel to boot, relative to a kernel build dir
+    kernel_target: str        # the make target that builds kernel_image
     kconfig_fragment: str     # file under images/kconfig/ merged for source builds
     # How much slower than x86_64 under TCG this guest runs; scales every timeout.
     tcg_slowdown: float = 1.0

@@ -13,6 +13,7 @@ PROFILE = ArchProfile(
     console="hvc0",
     nic_device="virtio-net-pci",
     kernel_image="vmlinux",
+    kernel_target="vmlinux",
     kconfig_fragment="ppc64le.config",
     tcg_slowdown=1.5,
     kvm_hosts=("ppc64le",),

@@ -13,7 +13,9 @@ PROFILE = ArchProfile(
     machine_args=("-machine", "pc", "-cpu", "max"),
     console="ttyS0",
     nic_device="virtio-net-pci",
-    kernel_image="arch/x86/boot/bzImage",
+    # The ELF vmlinux boots through its PVH entry: no decompressor, no real-mode set-up.
+    kernel_image="vmlinux",
+    kernel_target="vmlinux",
     kconfig_fragment="x86_64.config",
     tcg_slowdown=1.0,
     kvm_hosts=("x86_64",),

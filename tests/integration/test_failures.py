@@ -18,8 +18,10 @@ def arch_state(klp_harness_session, klp_arch):
 
 
 def test_panic_during_boot_fails_at_once_with_the_console(arch_state, tmp_path):
-    # No init in the initramfs and no root device: the kernel panics early.
-    config = MachineConfig(accel=arch_state.accel, extra_cmdline="rdinit=/nonexistent")
+    # Neither the initramfs's init nor the fallback init exist: the kernel panics at once.
+    # (rdinit= alone is not enough: a kernel without block devices then runs /bin/sh.)
+    config = MachineConfig(accel=arch_state.accel,
+                           extra_cmdline="rdinit=/nonexistent init=/nonexistent")
     with pytest.raises(GuestPanic) as info:
         with Machine(arch_state.image, arch_state.profile, tmp_path, config):
             pass
@@ -32,7 +34,7 @@ def test_panic_during_a_test_ends_the_command_at_once(arch_state, tmp_path):
     with Machine(arch_state.image, arch_state.profile, tmp_path, config) as machine:
         start = time.monotonic()
         with pytest.raises(GuestPanic) as info:
-            machine.guest.run("echo c > /proc/sysrq-trigger; sleep 600", timeout=600)
+            machine.guest.run("echo c > /proc/sysrq-trigger && sleep 600", timeout=600)
         assert time.monotonic() - start < 120, "the panic was not noticed before the timeout"
         assert "sysrq triggered crash" in str(info.value)
         assert not machine.alive()

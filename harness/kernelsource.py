@@ -1,0 +1,96 @@
+"""Kernel source trees a kernel is built from, each with an identity that names its content.
+
+Two kinds: Debian's ``linux-source-X.Y`` package (fetched once into the cache, read-only),
+and a local tree the user points at (``--kernel-tree``; a git checkout is identified by its
+commit and its uncommitted changes). The identity is what the kernel build's cache key is
+made of; ``build_slot`` says which persistent build dir the tree builds in, so a local tree
+keeps one build dir across commits and rebuilds incrementally.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import cache, debian
+from .errors import BuildError, HarnessError
+
+
+@dataclass(frozen=True)
+class KernelSource:
+    tree: Path
+    identity: str       # changes whenever the content may have changed
+    build_slot: str     # names the build dir this tree builds in (safe as a file name)
+
+    @property
+    def version(self) -> str:
+        return makefile_version((self.tree / "Makefile").read_text())
+
+
+def makefile_version(text: str) -> str:
+    v = {k: re.search(rf"^{k} = (\d+)", text, re.M) for k in ("VERSION", "PATCHLEVEL", "SUBLEVEL")}
+    return ".".join(m.group(1) if m else "?" for m in v.values())
+
+
+def debian_package(package: str, suite: str, mirror) -> KernelSource:
+    """Debian's ``package`` (linux-source-X.Y) from ``suite``, unpacked once into the cache.
+
+    The cache keeps the version first fetched; a newer upload in the suite is picked up only
+    after that cache entry is removed (``rm -r <cache>/sources/<package>-<suite>``).
+    """
+    def fetch(out: Path) -> None:
+        pkgs, log = out / "package", out / "fetch.log"
+        debian.extract([package], suite, debian.host_arch(), mirror(), pkgs, log)
+        tarballs = sorted((pkgs / "usr/src").glob("linux-source-*.tar.*"))
+        if len(tarballs) != 1:
+            raise BuildError(f"{package} from {suite} holds {len(tarballs)} source tarballs, "
+                             "expected one", log)
+        cache.progress(f"unpacking {tarballs[0].name} (about 15 s)")
+        (out / "tree").mkdir()
+        subprocess.run(["tar", "-xf", str(tarballs[0]), "-C", str(out / "tree"),
+                        "--strip-components=1"], check=True)
+        changelog = pkgs / "usr/share/doc" / package / "changelog.Debian.gz"
+        with gzip.open(changelog, "rt") as f:
+            first = f.readline()
+        (out / "version").write_text(first.split("(")[1].split(")")[0] + "\n")
+        subprocess.run(["rm", "-rf", str(pkgs)], check=True)
+
+    entry = cache.entry("sources", f"{package}-{suite}", fetch, f"{package} from {suite}")
+    version = (entry / "version").read_text().strip()
+    return KernelSource(tree=entry / "tree", identity=f"debian {package} {version}",
+                        build_slot=f"{package}-{version}")
+
+
+def local_tree(path: Path) -> KernelSource:
+    """A kernel tree on this host. Git trees: commit + hash of uncommitted changes; other
+    trees: the newest modification time of any file (a full walk, about a second)."""
+    tree = Path(path).resolve()
+    if not (tree / "Makefile").is_file() or not (tree / "kernel" / "livepatch").is_dir():
+        raise HarnessError(f"--kernel-tree {path}: not a Linux kernel source tree "
+                           "(no Makefile or kernel/livepatch/ there)")
+    slot = f"tree-{hashlib.sha256(str(tree).encode()).hexdigest()[:12]}"
+    git = ["git", "-C", str(tree)]
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True)
+    if head.returncode == 0:
+        dirty = hashlib.sha256()
+        for cmd in (["diff", "HEAD", "--binary"],
+                    ["ls-files", "--others", "--exclude-standard"]):
+            dirty.update(subprocess.run([*git, *cmd], capture_output=True, check=True).stdout)
+        identity = f"git {head.stdout.strip()} dirty {dirty.hexdigest()[:16]}"
+    else:
+        newest = max((e.stat().st_mtime_ns for e in _walk(tree)), default=0)
+        identity = f"tree {tree} mtime {newest}"
+    return KernelSource(tree=tree, identity=identity, build_slot=slot)
+
+
+def _walk(top: Path):
+    for entry in os.scandir(top):
+        if entry.is_dir(follow_symlinks=False):
+            if entry.name != ".git":
+                yield from _walk(Path(entry.path))
+        else:
+            yield entry

@@ -1,0 +1,68 @@
+"""Image recipes: the shipped ones load, and a wrong one is an error naming file, line, field."""
+import textwrap
+
+import pytest
+
+from harness import arch, image
+from harness.errors import RecipeError
+
+
+@pytest.mark.parametrize("path", sorted(image.IMAGES_DIR.glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_recipes_load(path):
+    recipe = image.Recipe.load(path)
+    assert recipe.arches
+    for name in recipe.kernel.get("config", []):
+        assert (image.KCONFIG_DIR / name).is_file()
+
+
+def test_the_default_image_is_built_from_source_for_every_arch():
+    recipe = image.Recipe.load(image.recipe_path(image.DEFAULT_IMAGE))
+    assert recipe.builds_kernel
+    assert sorted(recipe.arches) == sorted(arch.NAMES)
+    assert image.arches_for(image.DEFAULT_IMAGE) == recipe.arches
+
+
+@pytest.mark.parametrize("name", arch.NAMES)
+def test_every_arch_has_a_config_fragment(name):
+    assert (image.KCONFIG_DIR / arch.get(name).kconfig_fragment).is_file()
+
+
+def _recipe(tmp_path, kernel):
+    path = tmp_path / "mine.yaml"
+    path.write_text(textwrap.dedent("""\
+        arches: [s390x]
+        kernel:
+        """) + textwrap.indent(textwrap.dedent(kernel), "  ") + textwrap.dedent("""\
+        selftests: {paths: [x], modules: x}
+        userspace: {suite: bookworm, packages: [bash], programs: [bin/bash]}
+        """))
+    return path
+
+
+def test_an_unknown_config_fragment_names_file_line_and_field(tmp_path):
+    path = _recipe(tmp_path, """\
+        from: debian-source
+        suite: trixie
+        package: linux-source-6.12
+        config: [nonexistent.config]
+        """)
+    with pytest.raises(RecipeError) as info:
+        image.Recipe.load(path)
+    assert str(info.value).startswith(f"{path}:6: kernel.config: no config fragment nonexistent")
+
+
+def test_a_field_of_another_kernel_kind_is_refused(tmp_path):
+    path = _recipe(tmp_path, """\
+        from: debian-source
+        suite: trixie
+        package: linux-source-6.12
+        config: [common.config]
+        headers: linux-headers-amd64
+        """)
+    with pytest.raises(RecipeError, match="headers"):
+        image.Recipe.load(path)
+
+
+def test_a_kernel_tree_needs_an_image_built_from_source():
+    with pytest.raises(RecipeError, match="--kernel-tree needs an image built from source"):
+        image.build("debian-bookworm", "x86_64", kernel_tree=image.PROJECT)
