@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -319,11 +318,6 @@ def _keep_kbuild(pkgs: Path, dest: Path, release: str) -> Path:
     return headers
 
 
-def _makefile_version(text: str) -> str:
-    v = {k: re.search(rf"^{k} = (\d+)", text, re.M) for k in ("VERSION", "PATCHLEVEL", "SUBLEVEL")}
-    return ".".join(m.group(1) if m else "?" for m in v.values())
-
-
 def _extract_source(pkgs: Path, dest: Path, paths: List[str], headers: Path, log: Path) -> None:
     """Unpack only ``paths`` (and the top Makefile) from the linux-source tarball, and check
     that it is the same Linux version as the kernel whose ``headers`` we have."""
@@ -339,8 +333,8 @@ def _extract_source(pkgs: Path, dest: Path, paths: List[str], headers: Path, log
             raise BuildError(f"unpacking {', '.join(paths)} from {tarballs[0].name}", log)
     common = next(headers.parent.glob("linux-headers-*-common"), None)
     if common is not None:
-        source_v = _makefile_version((dest / "Makefile").read_text())
-        kernel_v = _makefile_version((common / "Makefile").read_text())
+        source_v = kernelsource.makefile_version((dest / "Makefile").read_text())
+        kernel_v = kernelsource.makefile_version((common / "Makefile").read_text())
         if source_v != kernel_v:
             raise BuildError(f"source package is Linux {source_v} but the kernel package is "
                              f"{kernel_v}: the mirror's packages are out of step")

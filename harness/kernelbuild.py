@@ -13,6 +13,7 @@ config symbols survive, and the part it would do for us is the two make calls be
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
@@ -39,6 +40,7 @@ class KernelBuild:
     seconds: float      # time spent in make by this call (0 when the stamp matched)
 
 
+@functools.lru_cache(maxsize=None)   # asked for by every cache key; the answer is fixed
 def compiler_version(profile: archmod.ArchProfile) -> str:
     gcc = hosttools.require(*hosttools.compiler_for(profile), f"to build {profile.name} kernels")
     return subprocess.run([gcc, "--version"], capture_output=True, text=True,
