@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 from typing import List
 
-from . import accel, arch as archmod, hosttools, image as imagemod, kernelbuild
+from . import (accel, arch as archmod, hosttools, image as imagemod, kernelbuild, kselftest,
+               modules)
 from .errors import HarnessError, InputError
 from .machine import Machine, MachineConfig
 from .scenario import Scenario, discover
@@ -59,10 +60,14 @@ def cmd_images_build(args) -> int:
 
 def cmd_validate(args) -> int:
     files = discover([Path(p) for p in args.files] or [SCENARIOS])
+    known = modules.known_names(args.image)
+    if known is None:
+        print(f"note: module names not checked: no {args.image} image is built yet "
+              f"(klp-harness images build --image {args.image})", file=sys.stderr)
     bad = 0
     for path in files:
         try:
-            Scenario.load(path)
+            Scenario.load(path, known)
         except InputError as e:
             print(e, file=sys.stderr)
             bad += 1
@@ -79,19 +84,45 @@ def cmd_run(args) -> int:
                               memory_mb=args.memory, mirror=args.mirror,
                               kernel_tree=args.kernel_tree,
                               artifacts=Path(args.artifacts)))
-    outcomes = []
+    def report(outcome) -> None:
+        print(f"{outcome.status.upper():4} {outcome.scenario}[{outcome.arch}] "
+              f"({outcome.seconds:.1f}s)" + (f"\n{outcome.message}" if outcome.message and
+                                            outcome.status != "pass" else ""), flush=True)
+
+    started = time.monotonic()
     try:
-        for a in arches:
-            for sc in scenarios:
-                outcome = session.run_scenario(sc, a)
-                outcomes.append(outcome)
-                print(f"{outcome.status.upper():4} {sc.name}[{a}] ({outcome.seconds:.1f}s)"
-                      + (f"\n{outcome.message}" if outcome.message and outcome.status != "pass"
-                         else ""), flush=True)
+        outcomes = session.run_all(scenarios, arches, parallel=not args.serial, report=report)
     finally:
         session.close()
+    print(f"# wall time {time.monotonic() - started:.1f}s for {len(arches)} arch(es)"
+          + ("" if args.serial or len(arches) == 1 else ", in parallel"), file=sys.stderr)
     print(summary(outcomes))
     return 1 if any(o.status == "fail" for o in outcomes) else 0
+
+
+def cmd_kselftest(args) -> int:
+    """Upstream's livepatch selftest scripts on each arch's guest: KTAP on stdout, wall
+    times on stderr, KTAP and every script's output under <artifacts>/kselftest/<arch>/."""
+    session = Session(Options(image=args.image, accel=args.accel, cpus=args.smp,
+                              memory_mb=args.memory, mirror=args.mirror,
+                              kernel_tree=args.kernel_tree, artifacts=Path(args.artifacts)))
+    all_ok = True
+    try:
+        for a in _arches(args):
+            start = time.monotonic()
+            guest = session.guest(a)
+            ready = time.monotonic() - start
+            report = kselftest.run(guest, session.state(a).image)
+            saved = kselftest.save(report, session.options.artifacts / "kselftest" / a)
+            print(report.ktap(), end="", flush=True)
+            print(f"kselftest {a}: {time.monotonic() - start:.1f}s wall (guest ready "
+                  f"{ready:.1f}s, install {report.setup_seconds:.1f}s, scripts "
+                  f"{report.seconds - report.setup_seconds:.1f}s); output in {saved}",
+                  file=sys.stderr, flush=True)
+            all_ok = all_ok and report.ok
+    finally:
+        session.close()
+    return 0 if all_ok else 1
 
 
 def cmd_bench_boot(args) -> int:
@@ -129,6 +160,54 @@ def cmd_bench_build(args) -> int:
     return 0
 
 
+def cmd_bench_parity(args) -> int:
+    """Upstream's selftest scripts and our parity scenarios, one after the other on the same
+    guest of each arch; then the parity scenarios on all arches at once (one thread per
+    arch, boots included). Images and modules are built before any clock starts."""
+    arches = _arches(args)
+    scenarios = [Scenario.load(p) for p in discover([SCENARIOS / "parity"])]
+    options = Options(image=args.image, accel=args.accel, cpus=args.smp, memory_mb=args.memory,
+                      mirror=args.mirror, kernel_tree=args.kernel_tree,
+                      artifacts=Path(args.artifacts))
+    failed = 0
+    session = Session(options)
+    try:
+        for a in arches:
+            session.state(a)
+        for a in arches:
+            guest = session.guest(a)
+            report = kselftest.run(guest, session.state(a).image)
+            saved = kselftest.save(report, session.options.artifacts / "kselftest" / a)
+            upstream = report.seconds - report.setup_seconds
+            start = time.monotonic()
+            outcomes = [session.run_scenario(sc, a) for sc in scenarios]
+            ours = time.monotonic() - start
+            failed += sum(o.status == "fail" for o in outcomes) + (not report.ok)
+            print(f"upstream-scripts {a} {upstream:.1f}  # "
+                  + ("ok" if report.ok else f"NOT OK, see {saved}"))
+            print(f"parity-scenarios {a} {ours:.1f}  # {_counts(outcomes)}")
+            print(f"ratio {a} {ours / upstream:.2f}", flush=True)
+    finally:
+        session.close()
+    session = Session(options)
+    try:
+        start = time.monotonic()
+        outcomes = session.run_all(scenarios, arches, parallel=True)
+        wall = time.monotonic() - start
+    finally:
+        session.close()
+    failed += sum(o.status == "fail" for o in outcomes)
+    print(f"parity-all-arches {wall:.1f}  # {len(arches)} arches in parallel, boots included; "
+          f"{_counts(outcomes)}")
+    return 1 if failed else 0
+
+
+def _counts(outcomes) -> str:
+    statuses = [o.status for o in outcomes]
+    return ", ".join(f"{statuses.count(s)} {s}" for s in ("pass", "fail", "skip", "xfail")
+                     if statuses.count(s))
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="klp-harness", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -145,6 +224,8 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("validate", help="check scenario files; exit 2 if any is invalid")
     s.add_argument("files", nargs="*", help="scenario files or directories (default: scenarios/)")
+    s.add_argument("--image", default=imagemod.DEFAULT_IMAGE,
+                   help="check module names against this image's modules (default: %(default)s)")
     s.set_defaults(func=cmd_validate)
 
     s = sub.add_parser("run", help="run scenarios on booted guests and print a summary")
@@ -152,9 +233,20 @@ def parser() -> argparse.ArgumentParser:
     _machine_opts(s)
     s.add_argument("--artifacts", default="artifacts",
                    help="where failed scenarios leave logs (default: ./artifacts)")
+    s.add_argument("--serial", action="store_true",
+                   help="one architecture after the other (default: one thread per arch)")
     s.add_argument("scenarios", nargs="*", help="scenario files or directories "
                                                 "(default: every scenario under scenarios/)")
     s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("kselftest", help="run the image's upstream livepatch selftest "
+                                         "scripts unmodified in the guest; print KTAP")
+    _common(s)
+    _machine_opts(s)
+    s.add_argument("--artifacts", default="artifacts",
+                   help="where the KTAP and each script's output go, under "
+                        "kselftest/<arch>/ (default: ./artifacts)")
+    s.set_defaults(func=cmd_kselftest)
 
     bench = sub.add_parser("bench", help="benchmarks that print figures").add_subparsers(
         dest="bench_command", required=True)
@@ -169,6 +261,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--touch", default="kernel/livepatch/core.c",
                    help="source file touched before the rebuild (default: %(default)s)")
     s.set_defaults(func=cmd_bench_build)
+    s = bench.add_parser("parity", help="upstream selftest scripts vs. our parity scenarios: "
+                                        "wall times per arch, and all arches at once")
+    _common(s)
+    _machine_opts(s)
+    s.add_argument("--artifacts", default="artifacts/bench-parity",
+                   help="where failures leave logs (default: %(default)s)")
+    s.set_defaults(func=cmd_bench_parity)
     return p
 
 

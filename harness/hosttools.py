@@ -27,7 +27,8 @@ COMMON: Dict[str, str] = {
 }
 
 
-# What building a kernel from source needs beyond the compiler. A path stands for a header.
+# What building a kernel from source needs beyond the compiler. An absolute path stands for
+# a file the package installs (here headers; libc.a in static_libc_for).
 KERNEL_BUILD: Dict[str, str] = {
     "bc": "bc", "flex": "flex", "bison": "bison", "perl": "perl",
     "/usr/include/libelf.h": "libelf-dev",      # objtool (x86)
@@ -41,14 +42,24 @@ def compiler_for(profile: "archmod.ArchProfile") -> Tuple[str, str]:
     return (f"{cross}gcc", profile.cross_gcc_package) if cross else ("gcc", "gcc")
 
 
+def static_libc_for(profile: "archmod.ArchProfile",
+                    host_machine: Optional[str] = None) -> Tuple[str, str]:
+    """The libc.a that static guest programs link against, and its package: the host's
+    own libc6-dev natively, else the cross package, which Debian puts under /usr/<triplet>."""
+    if profile.cross_compile(host_machine):
+        return f"/usr/{profile.gnu_triplet}/lib/libc.a", profile.cross_libc_package
+    return f"/usr/lib/{profile.gnu_triplet}/libc.a", "libc6-dev"
+
+
 def needed_for(arches: Iterable[str], builds_kernel: bool = False) -> Dict[str, str]:
-    """Programs (and their packages) needed to build and boot images for these arches."""
+    """Programs (and their packages) needed to build and boot images for these arches,
+    and to build the static programs run in their guests (see programs.py)."""
     needed = dict(COMMON, **(KERNEL_BUILD if builds_kernel else {}))
     for name in arches:
         profile = archmod.get(name)
         needed[profile.qemu_binary] = profile.qemu_package
-        program, package = compiler_for(profile)
-        needed[program] = package
+        for program, package in (compiler_for(profile), static_libc_for(profile)):
+            needed[program] = package
     return needed
 
 

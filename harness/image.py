@@ -133,6 +133,14 @@ class Image:
     def initrd(self) -> Path:
         return self.dir / "initrd.cpio"
 
+    def config_symbols(self) -> Dict[str, str]:
+        """The kernel config as {CONFIG_X: y|m|value}; {} if the image has none."""
+        if not hasattr(self, "_config"):
+            path = self.dir / "config"
+            lines = path.read_text().splitlines() if path.exists() else []
+            self._config = dict(l.split("=", 1) for l in lines if l.startswith("CONFIG_"))
+        return self._config
+
     @classmethod
     def from_dir(cls, path: Path) -> "Image":
         m = json.loads((path / "manifest.json").read_text())

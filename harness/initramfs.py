@@ -18,6 +18,10 @@ from .errors import BuildError
 
 GUEST_FILES = Path(__file__).resolve().parent.parent / "images" / "guest"
 LIB_DIRS = ("lib/*-linux-gnu*", "usr/lib/*-linux-gnu*", "lib64", "lib", "usr/lib")
+# Debian systems have a merged /usr (/bin is /usr/bin), so scripts name a program by either
+# path (the selftests run /bin/stat; coreutils installs /usr/bin/stat). Without the twin
+# link, busybox --install would put its own applet at the other path and shadow the program.
+MERGED_DIRS = {"bin": "usr/bin", "sbin": "usr/sbin", "usr/bin": "bin", "usr/sbin": "sbin"}
 
 
 def _elf_needs(path: Path) -> List[str]:
@@ -75,7 +79,8 @@ def closure(rootfs: Path, patterns: Iterable[str]) -> Set[Path]:
 def assemble(unpacked: Path, dest: Path, programs: Iterable[str], extra_trees: Iterable[str],
              boot_modules: List[str], log: Path) -> str:
     """Make the guest tree ``dest`` from ``unpacked``; return the sshd host public key."""
-    for rel in sorted(closure(unpacked, programs) | {Path(t) for t in extra_trees}):
+    kept = sorted(closure(unpacked, programs) | {Path(t) for t in extra_trees})
+    for rel in kept:
         src, dst = unpacked / rel, dest / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         if src.is_symlink():
@@ -85,6 +90,7 @@ def assemble(unpacked: Path, dest: Path, programs: Iterable[str], extra_trees: I
             shutil.copytree(src, dst, symlinks=True, dirs_exist_ok=True)
         else:
             shutil.copy2(src, dst)
+    _link_merged_usr(dest, kept)
     etc = dest / "etc"
     (etc / "klp-harness").mkdir(parents=True, exist_ok=True)
     shutil.copy(GUEST_FILES / "inittab", etc / "inittab")
@@ -106,6 +112,18 @@ def assemble(unpacked: Path, dest: Path, programs: Iterable[str], extra_trees: I
             (dest / link).symlink_to(target)
     _console_node(dest / "dev/console")
     return _host_key(etc / "dropbear/dropbear_ed25519_host_key", log)
+
+
+def _link_merged_usr(dest: Path, kept: Iterable[Path]) -> None:
+    """Give each kept program its merged-/usr twin path (a relative link) if it is free."""
+    for rel in kept:
+        twin_dir = MERGED_DIRS.get(str(rel.parent))
+        if twin_dir is None or (dest / rel).is_dir():
+            continue
+        twin = dest / twin_dir / rel.name
+        if not (twin.exists() or twin.is_symlink()):
+            twin.parent.mkdir(parents=True, exist_ok=True)
+            twin.symlink_to(os.path.relpath(dest / rel, twin.parent))
 
 
 def _host_key(key_file: Path, log: Path) -> str:

@@ -92,7 +92,8 @@ class Machine:
         p = self.profile
         return [
             p.qemu_binary, "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-            "-accel", self.config.accel, *p.machine_args,
+            "-accel", p.tcg_accel if self.config.accel == "tcg" else self.config.accel,
+            *p.machine_args,
             "-m", str(self.config.memory_mb), "-smp", str(self.config.cpus),
             "-kernel", str(self.image.kernel), "-initrd", str(self.image.initrd),
             "-append", self.cmdline(),
@@ -152,7 +153,8 @@ class Machine:
                 args = self.qemu_args()
                 f.write(" ".join(args) + "\n")
                 self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
-                                              stdout=err, stderr=err, start_new_session=True)
+                                              stdout=err, stderr=err, start_new_session=True,
+                                              preexec_fn=_die_with_parent)
             try:
                 sock = connect_unix(self._sockdir / "console", self.timeout("qemu"), self.alive)
                 break
@@ -227,3 +229,14 @@ class Machine:
             self.console.close()
             self.console = None
         shutil.rmtree(self._sockdir, ignore_errors=True)
+
+
+def _die_with_parent() -> None:
+    """In the QEMU child before exec: SIGKILL when the harness dies, even by a signal it
+    cannot catch, so no guest is left running (start_new_session keeps ^C off QEMU).
+    Linux sends it when the forking *thread* ends: Session.run_all's per-arch threads end
+    only after their last scenario."""
+    import ctypes
+    import signal
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)

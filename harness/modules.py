@@ -10,7 +10,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Dict, Iterable
+from typing import Dict, Iterable, Optional, Set
 
 from . import arch as archmod
 from . import cache, hosttools
@@ -18,6 +18,8 @@ from .errors import BuildError, HarnessError
 from .image import PROJECT, Image
 
 OUR_MODULES = Path(os.environ.get("KLP_HARNESS_MODULES", PROJECT / "scenarios" / "modules"))
+# Copies of test modules that newer kernels' selftests have: the image's own copy wins.
+BACKPORTS = OUR_MODULES / "mainline"
 SOURCE_SUFFIXES = (".c", ".h")
 
 
@@ -77,6 +79,9 @@ class ModuleCatalog:
         self.modules: Dict[str, Path] = {}
         if image.selftest_modules is not None:
             self.modules.update(build_set(image, image.selftest_modules, "upstream"))
+        if BACKPORTS.is_dir():
+            for name, ko in build_set(image, BACKPORTS, "mainline").items():
+                self.modules.setdefault(name, ko)
         for sources, label in [(OUR_MODULES, "scenario"), *((p, p.name) for p in extra_sets)]:
             if sources.is_dir():
                 for name, ko in build_set(image, sources, label).items():
@@ -85,7 +90,24 @@ class ModuleCatalog:
                                            f"({self.modules[name]} and {ko})")
                     self.modules[name] = ko
 
+    def names(self) -> Set[str]:
+        return set(self.modules)
+
     def path(self, name: str) -> Path:
         if name not in self.modules:
             raise HarnessError(f"unknown module '{name}'; known: {', '.join(sorted(self.modules))}")
         return self.modules[name]
+
+
+def known_names(image_name: str) -> Optional[Set[str]]:
+    """Module names scenarios may use with image ``image_name``, from sources alone (for
+    validation before anything is built); None if no image of it is in the cache yet,
+    since the upstream modules come from the image's kernel source."""
+    names = {p.stem for d in (OUR_MODULES, BACKPORTS) if d.is_dir() for p in d.glob("*.c")}
+    for manifest in sorted((cache.root() / "images").glob(f"{image_name}-*/manifest.json")):
+        image = Image.from_dir(manifest.parent)
+        if image.name == image_name:
+            if image.selftest_modules is not None:
+                names |= {p.stem for p in image.selftest_modules.glob("*.c")}
+            return names
+    return None

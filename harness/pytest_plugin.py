@@ -45,8 +45,9 @@ def pytest_configure(config):
     for a in archmod.NAMES:
         config.addinivalue_line("markers", f"{a}: runs on the {a} guest")
     scenarios = imagemod.PROJECT / "scenarios"
-    for topic in sorted(p.name for p in scenarios.iterdir() if p.is_dir() and p.name != "modules"):
-        config.addinivalue_line("markers", f"{_marker(topic)}: scenarios under scenarios/{topic}/")
+    topics = {d.name for d in scenarios.rglob("*") if d.is_dir() and "modules" not in d.parts}
+    for topic in sorted(topics):
+        config.addinivalue_line("markers", f"{_marker(topic)}: scenarios under a {topic}/ directory")
     config.stash[_OUTCOMES] = []
     cache.progress_sink = lambda line: _show(config, line)
 
@@ -95,13 +96,14 @@ class ScenarioFile(pytest.File):
             scenario = Scenario.load(self.path)
         except InputError as e:
             raise self.CollectError(str(e)) from None
-        topic = self.path.parent.name
+        parts = self.path.resolve().parent.parts
+        topics = parts[len(parts) - parts[::-1].index("scenarios"):]   # dirs below scenarios/
         for a in selected_arches(self.config):
             item = ScenarioItem.from_parent(self, name=f"{scenario.name}[{a}]",
                                             scenario=scenario, arch=a)
             item.add_marker(a)
             item.add_marker("vm")
-            if topic != "scenarios":
+            for topic in topics:
                 item.add_marker(_marker(topic))
             yield item
 
@@ -124,6 +126,8 @@ class ScenarioItem(pytest.Item):
         self.config.stash[_OUTCOMES].append(outcome)
         if outcome.status == "skip":
             pytest.skip(outcome.message)
+        if outcome.status == "xfail":
+            pytest.xfail(outcome.message)
         if outcome.status != "pass":
             raise ScenarioFailure(outcome.message)
 

@@ -1,62 +1,101 @@
 """Running a scenario against a booted guest; usable with or without pytest.
 
 Each step runs, then its own checks; the kernel log of the whole scenario is checked for
-splats at the end; clean-up (disable patches, unload modules) always runs, so a failure
-does not cascade into the next scenario on the same guest.
+splats at the end; clean-up (disable patches, unload modules, stop background jobs) always
+runs, so a failure does not cascade into the next scenario on the same guest.
+
+The runner writes upstream's command lines into the kernel log ("% insmod
+test_modules/x.ko", "% rmmod x", ...) the way the selftests' functions.sh does, so a
+transcript copied from an upstream script matches line for line.
 """
 from __future__ import annotations
 
 import re
+import shlex
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Dict, List, Optional
 
 from . import kmsg, livepatch
 from .errors import BootError, HarnessError, WaitTimeout
 from .guest import Guest
+from .livepatch import SYSFS
 from .modules import ModuleCatalog
-from .scenario import DEFAULT_LOG_IGNORE, LogExpectation, Scenario, Step
+from .scenario import (DEFAULT_LOG_IGNORE, LogExpectation, Scenario, Step, load_error_text,
+                       substitute)
 
-TRANSITION_TIMEOUT = 30.0   # seconds at x86_64 TCG speed; scaled per machine
+STEP_TIMEOUT = 30.0   # seconds for a wait, at x86_64 TCG speed; scaled per machine
 SPLAT = re.compile(r"^(WARNING:|BUG:|kernel BUG|Oops|general protection fault|Call Trace:|"
                    r"UBSAN:|KASAN:|(possible|inconsistent) .*lock|INFO: task .* blocked)")
 DYNDBG = "/sys/kernel/debug/dynamic_debug/control"
+WORKDIR = "/root"                   # modules are pushed to WORKDIR/test_modules/
+FTRACE_ENABLED = "/proc/sys/kernel/ftrace_enabled"
+TRACING = "/sys/kernel/tracing"
 
 
 class StepFailed(AssertionError):
     """A step's expectation did not hold; the message names the step and the difference."""
 
 
+class ScenarioSkipped(Exception):
+    """The kernel lacks something the scenario looks at (e.g. a sysfs attribute)."""
+
+
 @dataclass
 class Outcome:
     scenario: str
     arch: str
-    status: str                  # "pass", "fail", "skip", "error"
+    status: str                  # "pass", "fail", "skip", "xfail" (known-failure)
     message: str = ""
     seconds: float = 0.0
     kmsg: str = ""
     cleanup: List[str] = field(default_factory=list)
 
 
-def prepare(guest: Guest) -> None:
-    """Once per boot: make livepatch's debug messages visible, as upstream's tests do."""
-    guest.run(f"[ -w {DYNDBG} ] && echo 'file kernel/livepatch/* +p' > {DYNDBG}; true")
+def prepare(guest: Guest, programs: Optional[Dict[str, Path]] = None) -> None:
+    """Once per boot, as upstream's setup_config: livepatch's debug messages on (but not
+    the transition's per-task retry notes), ftrace enabled, modules' directory made; and
+    the helper programs copied to WORKDIR, where `run` steps start (./program)."""
+    for name, path in (programs or {}).items():
+        guest.push(path, f"{WORKDIR}/{name}")
+        guest.run(f"chmod +x {WORKDIR}/{name}")
+    guest.run(f"mkdir -p {WORKDIR}/test_modules && cd {WORKDIR}; "
+              f"[ -w {DYNDBG} ] && printf '%s\\n' 'file kernel/livepatch/* +p' "
+              f"'func klp_try_switch_task -p' > {DYNDBG}; "
+              f"[ -w {FTRACE_ENABLED} ] && echo 1 > {FTRACE_ENABLED}; true")
+
+
+def known_failure(scenario: Scenario, outcome: Outcome) -> Outcome:
+    """A failure the scenario declares known on this arch is 'xfail' (still reported, with
+    the step that failed); a pass there is a 'fail': the declaration is out of date."""
+    reason = scenario.known_failures.get(outcome.arch)
+    if reason is None:
+        return outcome
+    if outcome.status == "fail":
+        outcome.status, outcome.message = "xfail", f"known failure: {reason}\n{outcome.message}"
+    elif outcome.status == "pass":
+        outcome.status = "fail"
+        outcome.message = (f"passed, but the scenario declares a known failure on "
+                           f"{outcome.arch} ({reason}); remove the declaration if it is fixed")
+    return outcome
 
 
 class Runner:
-    def __init__(self, guest: Guest, catalog: ModuleCatalog, arch: str):
-        self.guest, self.catalog, self.arch = guest, catalog, arch
+    def __init__(self, guest: Guest, catalog: ModuleCatalog, arch: str, image=None):
+        self.guest, self.catalog, self.arch, self.image = guest, catalog, arch, image
         self._loaded: List[str] = []
         self._pushed: Dict[str, str] = {}
+        self._vars: Dict[str, str] = {}
 
     def run(self, scenario: Scenario) -> Outcome:
         start = time.monotonic()
-        reason = scenario.skip_reason(self.arch)
+        reason = scenario.skip_reason(self.arch, self.image)
         if reason:
-            return Outcome(scenario.name, self.arch, "skip", reason)
-        self._loaded = []
+            return Outcome(scenario.id, self.arch, "skip", reason)
+        self._loaded, self._vars = [], {}
         begin = self.guest.kmsg_cursor()
-        outcome = Outcome(scenario.name, self.arch, "pass")
+        outcome = Outcome(scenario.id, self.arch, "pass")
         try:
             for index, step in enumerate(scenario.steps):
                 try:
@@ -66,10 +105,15 @@ class Runner:
                         raise
                     raise StepFailed(f"step {index + 1}, {step.describe(scenario.path)}: {e}") \
                         from None
+                except ScenarioSkipped as e:
+                    raise ScenarioSkipped(f"step {index + 1}, "
+                                          f"{step.describe(scenario.path)}: {e}") from None
             if not scenario.expect_splat:
                 self._no_splat(begin)
         except StepFailed as e:
             outcome.status, outcome.message = "fail", str(e)
+        except ScenarioSkipped as e:
+            outcome.status, outcome.message = "skip", str(e)
         finally:
             if not (self.guest.machine.console and self.guest.machine.console.panic):
                 try:
@@ -78,52 +122,72 @@ class Runner:
                 except HarnessError:
                     pass
             outcome.seconds = time.monotonic() - start
-        return outcome
+        return known_failure(scenario, outcome)
 
     # -- steps ----------------------------------------------------------------------------
 
     def _step(self, step: Step, scenario_begin: int) -> None:
-        begin = self.guest.kmsg_cursor() if step.log and step.kind != "log" else scenario_begin
-        getattr(self, "_do_" + step.kind.replace("-", "_"))(**step.args)
+        own_span = step.log is not None and step.log.since == "step"
+        begin = self.guest.kmsg_cursor() if own_span else scenario_begin
+        self._timeout = step.timeout or STEP_TIMEOUT
+        getattr(self, "_do_" + step.kind.replace("-", "_"))(**substitute(step.args, self._vars))
         if step.log:
-            self._check_log(step.log, self.guest.kmsg_since(begin))
+            self._check_log(step.log.with_variables(self._vars), self.guest.kmsg_since(begin))
 
-    def _timeout(self) -> float:
-        return TRANSITION_TIMEOUT
+    def _log(self, text: str) -> None:
+        livepatch.log_line(self.guest, text)
 
-    def _do_load(self, module: str, params, wait: bool, error: Optional[str]) -> None:
+    def _do_load(self, module: str, params: Dict[str, str], wait: bool,
+                 error: Optional[str]) -> None:
         remote = self._push(module)
-        result = livepatch.load(self.guest, remote, params, check=False)
+        words = " ".join(f"{k}={v}" for k, v in params.items())
+        self._log(f"% insmod {remote} {words}".rstrip())
+        self.guest.run(f"cd {WORKDIR}")
+        result = livepatch.load(self.guest, remote, params, check=False, kmod=error is not None)
         if error is not None:
             if result.ok:
                 self._loaded.append(module)
                 raise StepFailed(f"loading {module} succeeded, but it was expected to fail "
-                                 f"with '{error}'")
-            if error not in result.stderr:
+                                 f"with {error!r}")
+            self._log(result.stderr.strip())   # as upstream's load_failing_mod does
+            text = load_error_text(error)
+            if text not in result.stderr:
                 raise StepFailed(f"loading {module} failed as expected, but with "
-                                 f"{result.stderr.strip()!r}, not {error!r}")
+                                 f"{result.stderr.strip()!r}, not {text!r}")
             return
         if not result.ok:
             raise StepFailed(f"loading {module} failed: {result.stderr.strip()}")
         self._loaded.append(module)
-        if wait and module in livepatch.read_all(self.guest):
-            livepatch.wait_transition(self.guest, module, self._timeout())
+        if wait:   # a patch still in transition; returns at once for other modules
+            livepatch.wait_transition(self.guest, module, self._timeout)
 
     def _do_enable(self, name: str, wait: bool) -> None:
-        self._set(name, True, wait)
+        self._write(f"{SYSFS}/{name}/enabled", "1")
+        if wait:
+            livepatch.wait_transition(self.guest, name, self._timeout)
 
     def _do_disable(self, name: str, wait: bool) -> None:
-        self._set(name, False, wait)
+        self._write(f"{SYSFS}/{name}/enabled", "0")
+        if wait:   # a disabled patch leaves sysfs once its transition is done
+            livepatch.wait_gone(self.guest, name, self._timeout)
 
-    def _set(self, name: str, enabled: bool, wait: bool) -> None:
-        result = livepatch.set_enabled(self.guest, name, enabled, check=False)
+    def _do_force(self, name: str) -> None:
+        self._write(f"{SYSFS}/{name}/force", "1")
+
+    def _do_param(self, module: str, name: str, value: str) -> None:
+        path = f"/sys/module/{module}/parameters/{name}"
+        self._write(path, value)
+        livepatch.wait_value(self.guest, path, value, self._timeout)
+
+    def _write(self, path: str, value: str) -> None:
+        self._log(f"% echo {value} > {path}")
+        result = self.guest.run(f"echo {shlex.quote(value)} > {shlex.quote(path)}")
         if not result.ok:
-            raise StepFailed(f"writing {int(enabled)} to {name}/enabled failed: "
-                             f"{result.stderr.strip()}")
-        if wait:
-            livepatch.wait_transition(self.guest, name, self._timeout())
+            raise StepFailed(f"writing {value} to {path} failed: {result.stderr.strip()}")
 
     def _do_unload(self, name: str) -> None:
+        livepatch.wait_unused(self.guest, name, self._timeout)
+        self._log(f"% rmmod {name}")
         result = livepatch.unload(self.guest, name, check=False)
         if not result.ok:
             raise StepFailed(f"rmmod {name} failed: {result.stderr.strip()}")
@@ -131,39 +195,76 @@ class Runner:
             self._loaded.remove(name)
 
     def _do_wait_transition(self, name: str) -> None:
-        livepatch.wait_transition(self.guest, name, self._timeout())
+        livepatch.wait_transition(self.guest, name, self._timeout)
 
-    def _do_run(self, command: str, status: int, stdout: Optional[str], contains: List[str]) -> None:
-        result = self.guest.run(command)
-        if result.status != status:
+    def _do_wait_for(self, path: str, value: str) -> None:
+        path = path if path.startswith("/") else f"{SYSFS}/{path}"
+        if value == "absent":
+            livepatch.wait_absent(self.guest, path, self._timeout)
+        else:
+            livepatch.wait_value(self.guest, path, value, self._timeout)
+
+    def _do_run(self, command: str, status, stdout: Optional[str], contains: List[str],
+                absent: List[str], stderr_contains: List[str], save: Optional[str]) -> None:
+        result = self.guest.run(command, timeout=self._timeout)
+        if status != "any" and result.status != status:
             raise StepFailed(f"'{command}' exited {result.status}, expected {status}; "
-                             f"stderr: {result.stderr.strip()!r}")
+                             f"stdout: {result.stdout.strip()[-300:]!r}, "
+                             f"stderr: {result.stderr.strip()[-300:]!r}")
         if stdout is not None and result.stdout.rstrip("\n") != stdout.rstrip("\n"):
             raise StepFailed(f"'{command}' printed {result.stdout!r}, expected {stdout!r}")
         for text in contains:
             if text not in result.stdout:
                 raise StepFailed(f"'{command}' output lacks {text!r}: {result.stdout!r}")
+        for text in absent:
+            if text in result.stdout:
+                raise StepFailed(f"'{command}' output shows {text!r}, which must not appear: "
+                                 f"{result.stdout!r}")
+        for text in stderr_contains:
+            if text not in result.stderr:
+                raise StepFailed(f"'{command}' stderr lacks {text!r}: {result.stderr!r}")
+        if save:
+            self._vars[save] = result.stdout.strip()
 
-    def _do_sysfs(self, expected: Dict[str, str]) -> None:
+    def _do_sysfs(self, expected: Dict[str, Dict[str, Optional[str]]]) -> None:
         patches = livepatch.read_all(self.guest)
+        wanted_modes = [f"{SYSFS}/{p}" for p, e in expected.items() if e["mode"]]
+        shown_modes = livepatch.modes(self.guest, wanted_modes) if wanted_modes else {}
         problems = []
         for path, want in expected.items():
             name, _, rest = path.partition("/")
             patch = patches.get(name)
-            if want == "absent":
+            if want["value"] == "absent":
                 got = None if patch is None else (patch.get(rest) if rest else "present")
                 if got is not None:
                     problems.append(f"{path}: expected absent, guest shows {got!r}")
                 continue
             if patch is None:
-                problems.append(f"{path}: expected {want!r}, but patch {name} is not in sysfs")
+                problems.append(f"{path}: patch {name} is not in sysfs")
                 continue
-            got = patch.get(rest)
-            if got != want:
-                problems.append(f"{path}: expected {want!r}, guest shows "
-                                + ("no such attribute" if got is None else repr(got)))
+            # An attribute of an existing patch that this kernel does not have: skip.
+            if rest and "/" not in rest and rest not in patch.attrs:
+                if not self._exists(f"{SYSFS}/{path}"):
+                    raise ScenarioSkipped(f"this kernel ({self._release()}) has no "
+                                          f"{SYSFS}/<patch>/{rest} attribute")
+            if want["value"] is not None:
+                got = patch.get(rest)
+                if got != want["value"]:
+                    problems.append(f"{path}: expected {want['value']!r}, guest shows "
+                                    + ("no such attribute" if got is None else repr(got)))
+            if want["mode"] is not None:
+                got = shown_modes.get(f"{SYSFS}/{path}")
+                if got != want["mode"]:
+                    problems.append(f"{path}: expected mode {want['mode']}, guest shows "
+                                    + (got or "no such file"))
         if problems:
             raise StepFailed("; ".join(problems))
+
+    def _exists(self, path: str) -> bool:
+        return self.guest.run(f"[ -e {shlex.quote(path)} ]").ok
+
+    def _release(self) -> str:
+        return self.image.kernel_release if self.image is not None else "guest kernel"
 
     def _do_log(self) -> None:
         pass  # the step's `log` expectation is checked over the scenario so far
@@ -192,22 +293,29 @@ class Runner:
     def _no_splat(self, begin: int) -> None:
         records = self.guest.kmsg_since(begin)
         for i, r in enumerate(records):
-            if SPLAT.search(r.message):
-                context = "\n".join(x.message for x in records[i:i + 15])
+            # The kernel's own records only: lines written to /dev/kmsg are facility 1+.
+            if r.facility == 0 and SPLAT.search(r.message):
+                # WARN()'s own message comes just before its "WARNING:" line.
+                context = "\n".join(x.message for x in records[max(0, i - 2):i + 15])
                 raise StepFailed(f"kernel splat during the scenario (declare `expect-splat: true` "
                                  f"if it is expected):\n{context}")
 
     # -- guest bookkeeping -----------------------------------------------------------------
 
     def _push(self, module: str) -> str:
+        """Copy the module to the guest once per boot; its path relative to WORKDIR."""
         if module not in self._pushed:
-            remote = f"/tmp/{module}.ko"
-            self.guest.push(self.catalog.path(module), remote)
+            remote = f"test_modules/{module}.ko"
+            self.guest.push(self.catalog.path(module), f"{WORKDIR}/{remote}")
             self._pushed[module] = remote
         return self._pushed[module]
 
     def _cleanup(self) -> List[str]:
-        done = livepatch.cleanup(self.guest, self._timeout())
+        done = []
+        jobs = self.guest.run("j=$(jobs -p); [ -n \"$j\" ] && kill $j 2>/dev/null; echo $j").stdout
+        if jobs.strip():
+            done.append(f"stopped background jobs {jobs.strip()}")
+        done += livepatch.cleanup(self.guest, STEP_TIMEOUT)
         loaded = set(livepatch.loaded_modules(self.guest))
         for module in reversed(self._loaded):
             if module in loaded:
@@ -215,6 +323,10 @@ class Runner:
                 done.append(f"unloaded {module}" if result.ok
                             else f"could not unload {module}: {result.stderr.strip()}")
         self._loaded = []
+        # What a scenario may have changed for the guest as a whole: ftrace on, no tracer.
+        self.guest.run(f"cd {WORKDIR}; [ -w {FTRACE_ENABLED} ] && echo 1 > {FTRACE_ENABLED}; "
+                       f"[ -w {TRACING}/current_tracer ] && echo nop > {TRACING}/current_tracer "
+                       f"&& echo > {TRACING}/set_ftrace_filter; true")
         return done
 
 

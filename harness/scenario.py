@@ -1,25 +1,47 @@
 """Scenario files (scenarios/**/*.yaml): schema, loading and validation.
 
-Validation happens before anything boots and names file, line and field. The language is
-documented in scenarios/README.md; each step kind is one class here with ``parse``.
+Validation happens before anything boots and names file, line and field: unknown keys,
+wrong types, unknown modules, variables used before a step saves them, and steps that act
+on a module no earlier step loaded. The language is documented in scenarios/README.md;
+each step kind is one parser here.
 """
 from __future__ import annotations
 
+import dataclasses
+import errno
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Collection, Dict, List, Optional, Tuple
 
 from . import arch as archmod
 from .errors import ScenarioError
 from .yamlsrc import Fields, Node, load
 
-# Lines the kernel-log transcript keeps, as upstream's check_result filters dmesg.
-DEFAULT_LOG_FILTER = r"livepatch:|test_klp|^klp_"
-# Taint notices, and the transition's retry notes (a task was running when it was tried):
-# whether those appear depends on timing, which differs under emulation.
+# Lines the kernel-log transcript keeps, as upstream's check_result filters dmesg
+# (`grep -e 'livepatch:' -e 'test_klp'`), plus the runner's "% command" lines and the
+# messages of our own modules (klp_*).
+DEFAULT_LOG_FILTER = r"livepatch:|test_klp|^% |^klp_"
+# Taint notices (upstream drops them too), and the transition's retry notes (a task was
+# running when it was tried): whether those appear depends on timing under emulation.
 DEFAULT_LOG_IGNORE = (r"tainting kernel|taints kernel|module verification failed|"
                       r"klp_try_switch_task: .* is running")
+VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+# kmod's insmod words some errors its own way (libkmod mod_strerror); others are strerror.
+KMOD_ERRORS = {errno.ENOEXEC: "Invalid module format",
+               errno.ENOENT: "Unknown symbol in module, or unknown parameter (see dmesg)",
+               errno.ESRCH: "Module has wrong symbol version",
+               errno.EINVAL: "Invalid parameters"}
+
+
+def load_error_text(expected: str) -> str:
+    """What kmod prints for an errno name (ENODEV -> 'No such device'); other text as is."""
+    code = getattr(errno, expected, None) if re.fullmatch(r"E[A-Z0-9]+", expected) else None
+    if code is None:
+        return expected
+    import os
+    return KMOD_ERRORS.get(code, os.strerror(code))
 
 
 @dataclass
@@ -30,24 +52,38 @@ class LogExpectation:
     regex: List[str] = field(default_factory=list)
     absent: List[str] = field(default_factory=list)
     filter: str = DEFAULT_LOG_FILTER
+    since: str = "step"                      # "step" or "scenario"
 
     @classmethod
-    def parse(cls, f: Fields, key: str) -> Optional["LogExpectation"]:
+    def parse(cls, f: Fields, key: str, default_since: str) -> Optional["LogExpectation"]:
         if key not in f.node:
             return None
         value = f.node[key]
         if isinstance(value, list):
-            return cls(transcript=f.strings(key))
+            return cls(transcript=f.strings(key), since=default_since)
         sub = f.sub(key)
-        sub.only(["transcript", "contains", "regex", "absent", "filter"])
+        sub.only(["transcript", "contains", "regex", "absent", "filter", "since"])
         exp = cls(transcript=sub.strings("transcript", None),
                   contains=sub.strings("contains", []), regex=sub.strings("regex", []),
-                  absent=sub.strings("absent", []), filter=sub.get("filter", str, DEFAULT_LOG_FILTER))
-        for pattern_key in ("regex",):
-            for p in getattr(exp, pattern_key):
-                _check_regex(sub, pattern_key, p)
+                  absent=sub.strings("absent", []),
+                  filter=sub.get("filter", str, DEFAULT_LOG_FILTER),
+                  since=sub.get("since", str, default_since))
+        if exp.since not in ("step", "scenario"):
+            sub.fail("since", f"expected 'step' or 'scenario', got {exp.since!r}")
+        for p in exp.regex:
+            _check_regex(sub, "regex", p)
         _check_regex(sub, "filter", exp.filter)
         return exp
+
+    def with_variables(self, variables: Dict[str, str]) -> "LogExpectation":
+        return dataclasses.replace(
+            self, transcript=substitute(self.transcript, variables),
+            contains=substitute(self.contains, variables),
+            regex=[VARIABLE.sub(lambda m: re.escape(variables[m.group(1)]), p) for p in self.regex],
+            absent=substitute(self.absent, variables))
+
+    def strings(self) -> List[str]:
+        return [*(self.transcript or []), *self.contains, *self.regex, *self.absent]
 
 
 def _check_regex(f: Fields, key: str, pattern: str) -> None:
@@ -63,67 +99,124 @@ class Step:
     line: int
     log: Optional[LogExpectation] = None
     args: Dict[str, Any] = field(default_factory=dict)
+    timeout: Optional[float] = None
 
     def describe(self, path: Path) -> str:
         return f"{self.kind} ({path}:{self.line})"
 
 
-def _module_arg(f: Fields, key: str) -> Dict[str, Any]:
-    """`load: name` or `load: {module: name, params: {...}, wait: bool, expect-error: ...}`."""
-    value = f.node[key]
-    if isinstance(value, str):
-        return {"module": value, "params": {}, "wait": True, "error": None}
+def _scalar(f: Fields, key: str, value: Any) -> str:
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        f.fail(key, f"expected a string or integer, got {value!r}")
+    return str(value)
+
+
+# -- step parsers: (Fields of the step, key of the kind) -> args ---------------------------
+
+def _parse_load(f: Fields, key: str) -> Dict[str, Any]:
+    """`load: name` or `load: {module, params, wait, expect-error}`."""
+    if isinstance(f.node[key], str):
+        return {"module": f.node[key], "params": {}, "wait": True, "error": None}
     sub = f.sub(key)
     sub.only(["module", "params", "wait", "expect-error"])
-    params = sub.get("params", dict, {})
-    for name, v in params.items():
-        if not isinstance(v, (str, int)) or isinstance(v, bool):
-            sub.fail("params", f"parameter '{name}' must be a string or integer, got {v!r}")
-    return {"module": sub.get("module", str, required=True), "params": params,
-            "wait": sub.get("wait", bool, True), "error": sub.get("expect-error", str, None)}
-
-
-# Step kind -> (fields it accepts besides `log`, parser of its arguments)
-def _parse_load(f: Fields, key: str) -> Dict[str, Any]:
-    return _module_arg(f, key)
+    params = sub.sub("params", Node())
+    return {"module": sub.get("module", str, required=True),
+            "params": {str(k): _scalar(params, k, v) for k, v in params.node.items()},
+            "wait": sub.get("wait", bool, True),
+            "error": sub.get("expect-error", str, None)}
 
 
 def _parse_name(f: Fields, key: str) -> Dict[str, Any]:
     return {"name": f.get(key, str), "wait": f.get("wait", bool, True)}
 
 
-def _parse_run(f: Fields, key: str) -> Dict[str, Any]:
-    return {"command": f.get(key, str), "status": f.get("status", int, 0),
-            "stdout": f.get("stdout", str, None), "contains": f.strings("contains", [])}
-
-
-def _parse_sysfs(f: Fields, key: str) -> Dict[str, Any]:
-    sub = f.sub(key)
-    expected = {}
-    for path, value in sub.node.items():
-        if not isinstance(value, (str, int)) or isinstance(value, bool):
-            sub.fail(path, f"expected a value (string or integer) or 'absent', got {value!r}")
-        if len(str(path).split("/")) not in (1, 2, 3):
-            sub.fail(path, "expected <patch>, <patch>/<attr> or <patch>/<object>/<attr>")
-        expected[str(path)] = str(value)
-    return {"expected": expected}
-
-
-def _parse_wait(f: Fields, key: str) -> Dict[str, Any]:
+def _parse_unload(f: Fields, key: str) -> Dict[str, Any]:
     return {"name": f.get(key, str)}
 
 
-STEP_KINDS = {
-    # kind: (extra fields allowed, parser)
-    "load": ((), _parse_load),
-    "enable": (("wait",), _parse_name),
-    "disable": (("wait",), _parse_name),
-    "unload": ((), lambda f, k: {"name": f.get(k, str)}),
-    "wait-transition": ((), _parse_wait),
-    "run": (("status", "stdout", "contains"), _parse_run),
-    "sysfs": ((), _parse_sysfs),
-    "log": ((), lambda f, k: {}),
+def _parse_wait_for(f: Fields, key: str) -> Dict[str, Any]:
+    sub = f.sub(key)
+    sub.only(["path", "value"])
+    return {"path": sub.get("path", str, required=True),
+            "value": _scalar(sub, "value", sub.get("value", (str, int), required=True))}
+
+
+def _parse_param(f: Fields, key: str) -> Dict[str, Any]:
+    sub = f.sub(key)
+    sub.only(["module", "name", "value"])
+    return {"module": sub.get("module", str, required=True),
+            "name": sub.get("name", str, required=True),
+            "value": _scalar(sub, "value", sub.get("value", (str, int), required=True))}
+
+
+def _parse_run(f: Fields, key: str) -> Dict[str, Any]:
+    status = f.get("status", (int, str), 0)
+    if isinstance(status, str) and status != "any":
+        f.fail("status", f"expected an exit status or 'any', got {status!r}")
+    save = f.get("save", str, None)
+    if save is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", save):
+        f.fail("save", f"a variable name is letters, digits and _, got {save!r}")
+    return {"command": f.get(key, str), "status": status, "stdout": f.get("stdout", str, None),
+            "contains": f.strings("contains", []), "absent": f.strings("absent", []),
+            "stderr_contains": f.strings("stderr-contains", []), "save": save}
+
+
+def _parse_sysfs(f: Fields, key: str) -> Dict[str, Any]:
+    """{path: value | absent | {value, mode}} with paths under /sys/kernel/livepatch."""
+    sub = f.sub(key)
+    expected: Dict[str, Dict[str, Optional[str]]] = {}
+    for path, value in sub.node.items():
+        if len(str(path).split("/")) not in (1, 2, 3):
+            sub.fail(path, "expected <patch>, <patch>/<attr> or <patch>/<object>/<attr>")
+        if isinstance(value, dict):
+            entry = Fields(value, f.path, sub._name(path))
+            entry.only(["value", "mode"])
+            mode = entry.get("mode", str, None)
+            if mode is not None and not re.fullmatch(r"[-dl][-rwxsStT]{9}", mode):
+                entry.fail("mode", f"expected a mode as ls shows it (-rw-r--r--), got {mode!r}")
+            raw = entry.get("value", (str, int), None)
+            expected[str(path)] = {"value": None if raw is None else _scalar(entry, "value", raw),
+                                   "mode": mode}
+            if raw is None and mode is None:
+                entry.fail(None, "give 'value', 'mode' or both")
+        else:
+            expected[str(path)] = {"value": _scalar(sub, path, value), "mode": None}
+    if not expected:
+        f.fail(key, "expected at least one sysfs path")
+    return {"expected": expected}
+
+
+# kind -> (fields it accepts besides `log` and `timeout`, parser, the module it acts on)
+StepKind = Tuple[Tuple[str, ...], Callable[[Fields, str], Dict[str, Any]], Optional[str]]
+STEP_KINDS: Dict[str, StepKind] = {
+    "load": ((), _parse_load, None),
+    "enable": (("wait",), _parse_name, "name"),
+    "disable": (("wait",), _parse_name, "name"),
+    "force": ((), _parse_unload, "name"),
+    "unload": ((), _parse_unload, "name"),
+    "wait-transition": ((), _parse_unload, "name"),
+    "wait-for": ((), _parse_wait_for, None),
+    "param": ((), _parse_param, "module"),
+    "run": (("status", "stdout", "contains", "absent", "stderr-contains", "save"), _parse_run,
+            None),
+    "sysfs": ((), _parse_sysfs, None),
+    "log": ((), lambda f, k: {}, None),
 }
+
+
+@dataclass
+class Requirements:
+    arches: List[str]
+    kernel: Optional[str] = None          # minimum version, as written
+    config: List[str] = field(default_factory=list)
+
+
+def version_tuple(text: str) -> Tuple[int, ...]:
+    """'6.12.107' or '6.1.0-50-amd64' -> (6, 12, 107) / (6, 1, 0)."""
+    m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", text)
+    if not m:
+        raise ValueError(f"not a kernel version: {text!r}")
+    return tuple(int(x) for x in m.groups(default="0"))
 
 
 @dataclass
@@ -131,34 +224,87 @@ class Scenario:
     path: Path
     name: str
     description: str
-    arches: List[str]
+    requires: Requirements
     expect_splat: bool
     steps: List[Step]
+    known_failures: Dict[str, str] = field(default_factory=dict)   # arch -> why it fails
 
-    def skip_reason(self, arch: str) -> Optional[str]:
-        """Why this scenario does not run on ``arch``, or None if it does."""
-        if arch not in self.arches:
-            return f"scenario requires {', '.join(self.arches)}"
+    @property
+    def id(self) -> str:
+        """The file's path under scenarios/ without .yaml (names repeat across topics)."""
+        parts = self.path.resolve().with_suffix("").parts
+        return "/".join(parts[len(parts) - parts[::-1].index("scenarios"):]) \
+            if "scenarios" in parts else self.name
+
+    @property
+    def arches(self) -> List[str]:
+        return self.requires.arches
+
+    @property
+    def modules(self) -> List[str]:
+        """Every module a load step names (what must be built and pushed)."""
+        return sorted({s.args["module"] for s in self.steps if s.kind == "load"})
+
+    def skip_reason(self, arch: str, image=None) -> Optional[str]:
+        """Why this scenario does not run on ``arch`` (and ``image``), or None if it does."""
+        req = self.requires
+        if arch not in req.arches:
+            return f"scenario requires {', '.join(req.arches)}"
+        if image is None:
+            return None
+        if req.kernel and version_tuple(image.kernel_release) < version_tuple(req.kernel):
+            return (f"needs kernel {req.kernel} or newer; the image has "
+                    f"{image.kernel_release}")
+        config = image.config_symbols()
+        missing = [s for s in req.config if config.get(s) not in ("y", "m")]
+        if missing:
+            return f"the image's kernel config lacks {', '.join(missing)}"
         return None
 
     @classmethod
-    def load(cls, path: Path) -> "Scenario":
+    def load(cls, path: Path, modules: Optional[Collection[str]] = None) -> "Scenario":
+        """Parse and validate; with ``modules`` (the names that exist), unknown ones are errors."""
         path = Path(path)
         f = Fields(load(path), path)
-        f.only(["description", "requires", "steps", "expect-splat"])
-        req = f.sub("requires", Node())
-        req.only(["arches"])
-        arches = req.strings("arches", list(archmod.NAMES))
-        for a in arches:
-            if a not in archmod.NAMES:
-                req.fail("arches", f"unknown architecture '{a}'; known: {', '.join(archmod.NAMES)}")
+        f.only(["description", "requires", "steps", "expect-splat", "known-failure"])
+        requires = cls._requirements(f)
+        known = f.sub("known-failure", Node())
+        known.only(["arches", "reason"])
+        known_arches = known.strings("arches", [])
+        reason = known.get("reason", str, None)
+        if known_arches and not reason:
+            known.fail(None, "a known failure needs a 'reason' (what in the kernel makes it fail)")
         raw_steps = f.get("steps", list, required=True)
         if not raw_steps:
             f.fail("steps", "a scenario needs at least one step")
         lines = getattr(raw_steps, "item_lines", [f.line("steps")] * len(raw_steps))
         steps = [cls._step(path, item, lines[i], i) for i, item in enumerate(raw_steps)]
-        return cls(path=path, name=path.stem, description=f.get("description", str, ""),
-                   arches=arches, expect_splat=f.get("expect-splat", bool, False), steps=steps)
+        scenario = cls(path=path, name=path.stem, description=f.get("description", str, ""),
+                       requires=requires, expect_splat=f.get("expect-splat", bool, False),
+                       steps=steps, known_failures={a: reason for a in known_arches})
+        scenario._check_order(modules)
+        return scenario
+
+    @staticmethod
+    def _requirements(f: Fields) -> Requirements:
+        req = f.sub("requires", Node())
+        req.only(["arches", "kernel", "config"])
+        arches = req.strings("arches", list(archmod.NAMES))
+        for a in arches:
+            if a not in archmod.NAMES:
+                req.fail("arches", f"unknown architecture '{a}'; known: {', '.join(archmod.NAMES)}")
+        kernel = req.get("kernel", (str, int, float), None)
+        version = None if kernel is None else str(kernel)
+        if kernel is not None:
+            try:
+                version_tuple(version)
+            except ValueError:
+                req.fail("kernel", f"expected a kernel version such as \"6.13\", got {kernel!r}")
+        config = req.strings("config", [])
+        for symbol in config:
+            if not re.fullmatch(r"CONFIG_[A-Z0-9_]+", symbol):
+                req.fail("config", f"expected CONFIG_<SYMBOL>, got {symbol!r}")
+        return Requirements(arches, version, config)
 
     @staticmethod
     def _step(path: Path, node: Any, line: int, index: int) -> Step:
@@ -173,10 +319,75 @@ class Scenario:
             f.fail(None, f"a step has exactly one kind ({', '.join(STEP_KINDS)}); "
                          f"found: {', '.join(map(str, node)) or 'nothing'}")
         kind = kinds[0]
-        extra, parser = STEP_KINDS[kind]
-        f.only([kind, "log", *extra])
-        return Step(kind=kind, line=f.line(kind) or line, log=LogExpectation.parse(f, "log"),
-                    args=parser(f, kind))
+        extra, parser, _ = STEP_KINDS[kind]
+        f.only([kind, "log", "timeout", *extra])
+        timeout = f.get("timeout", (int, float), None)
+        if timeout is not None and timeout <= 0:
+            f.fail("timeout", f"expected a positive number of seconds, got {timeout!r}")
+        # A `log` step of its own looks at the whole scenario so far; on a step, at that step.
+        log = LogExpectation.parse(f, "log", "scenario" if kind == "log" else "step")
+        return Step(kind=kind, line=f.line(kind) or line, log=log, args=parser(f, kind),
+                    timeout=timeout)
+
+    def check_modules(self, modules: Collection[str]) -> None:
+        """Every module a load step names exists (ScenarioError naming the step if not)."""
+        self._check_order(modules)
+
+    def _check_order(self, modules: Optional[Collection[str]]) -> None:
+        """Steps that act on a module need an earlier load; variables an earlier save."""
+        loaded: set = set()
+        saved: set = set()
+        for i, step in enumerate(self.steps):
+            where = f"steps[{i}].{step.kind}"
+
+            def fail(message: str) -> None:
+                raise ScenarioError(self.path, step.line, where, message)
+
+            for text in _strings(step.args) + (step.log.strings() if step.log else []):
+                for var in VARIABLE.findall(text):
+                    if var not in saved:
+                        fail(f"variable ${{{var}}} is used before a run step saves it "
+                             f"(`save: {var}`)")
+            target = STEP_KINDS[step.kind][2]
+            if step.kind == "load":
+                module = step.args["module"]
+                if modules is not None and module not in modules:
+                    fail(f"unknown module '{module}'; modules of this image: "
+                         f"{', '.join(sorted(modules))}")
+                if step.args["error"] is None:
+                    loaded.add(module)
+            elif target is not None:
+                name = step.args[target]
+                if name not in loaded:
+                    fail(f"'{name}' is not loaded at this point: no earlier step loads it"
+                         + (" (it was unloaded before)" if step.kind != "unload" and
+                            any(s.kind == "unload" and s.args["name"] == name
+                                for s in self.steps[:i]) else ""))
+                if step.kind == "unload":
+                    loaded.discard(name)
+            if step.kind == "run" and step.args["save"]:
+                saved.add(step.args["save"])
+
+
+def _strings(value: Any) -> List[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def substitute(value: Any, variables: Dict[str, str]) -> Any:
+    """``${name}`` replaced in every string of ``value`` (validation ensured they exist)."""
+    if isinstance(value, str):
+        return VARIABLE.sub(lambda m: variables[m.group(1)], value)
+    if isinstance(value, dict):
+        return {k: substitute(v, variables) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute(v, variables) for v in value]
+    return value
 
 
 def discover(paths: List[Path]) -> List[Path]:

@@ -22,6 +22,7 @@ class ArchProfile:
     kernel_arch: str          # ARCH= for the kernel's make
     gnu_triplet: str          # prefix of the cross toolchain's programs
     cross_gcc_package: str    # Debian package with <triplet>-gcc
+    cross_libc_package: str   # Debian package with the C library <triplet>-gcc links against
     qemu_binary: str
     qemu_package: str         # Debian package that provides qemu_binary
     machine_args: Tuple[str, ...]   # -machine/-cpu/firmware options
@@ -35,6 +36,7 @@ class ArchProfile:
     # Host `uname -m` values on which KVM can run this guest at all.
     kvm_hosts: Tuple[str, ...] = ()
     kernel_cmdline: Tuple[str, ...] = field(default_factory=tuple)
+    tcg_accel: str = "tcg"    # the -accel value under TCG
 
     def cross_compile(self, host_machine: str | None = None) -> str:
         """CROSS_COMPILE= value: empty when the host is this architecture."""

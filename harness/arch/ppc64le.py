@@ -6,6 +6,7 @@ PROFILE = ArchProfile(
     kernel_arch="powerpc",
     gnu_triplet="powerpc64le-linux-gnu",
     cross_gcc_package="gcc-powerpc64le-linux-gnu",
+    cross_libc_package="libc6-dev-ppc64el-cross",
     qemu_binary="qemu-system-ppc64",
     qemu_package="qemu-system-ppc",
     # x-vof: QEMU's virtual Open Firmware instead of SLOF, about 7 s faster under TCG.

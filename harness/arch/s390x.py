@@ -6,6 +6,7 @@ PROFILE = ArchProfile(
     kernel_arch="s390",
     gnu_triplet="s390x-linux-gnu",
     cross_gcc_package="gcc-s390x-linux-gnu",
+    cross_libc_package="libc6-dev-s390x-cross",
     qemu_binary="qemu-system-s390x",
     qemu_package="qemu-system-misc",
     # No vector facility: QEMU 7.2's TCG computes wrong checksums with it (the kernel's

@@ -6,6 +6,7 @@ PROFILE = ArchProfile(
     kernel_arch="x86",
     gnu_triplet="x86_64-linux-gnu",
     cross_gcc_package="gcc-x86-64-linux-gnu",
+    cross_libc_package="libc6-dev-amd64-cross",
     qemu_binary="qemu-system-x86_64",
     qemu_package="qemu-system-x86",
     # Kernels are booted as ELF through their PVH entry (see kernelfile.py), which makes the
@@ -22,4 +23,10 @@ PROFILE = ArchProfile(
     # Delays on x86 use the TSC; a preset loops-per-jiffy only skips the delay-loop
     # calibration of the secondary CPUs, which fails under TCG after 0.2-0.3 s of trying.
     kernel_cmdline=("lpj=4000000",),
+    # One TCG thread for all vCPUs. With a thread per vCPU (QEMU 7.2), a vCPU can still
+    # run a function's old translation while another CPU's ftrace rewrites its entry with
+    # the int3 protocol: the guest dies with "Oops: int3" at function+1 (seen on
+    # __do_sys_getpid in test-syscall.sh, and when the function tracer was set on every
+    # function). Livepatch's transitions mostly wait for a timer, so it costs little.
+    tcg_accel="tcg,thread=single",
 )

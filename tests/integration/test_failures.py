@@ -71,7 +71,7 @@ def test_a_broken_expectation_fails_naming_the_step_and_cleans_up(klp_harness_se
     artifacts = klp_harness_session.options.artifacts / "failed" / f"broken[{klp_arch}]"
     for name in ("failure.txt", "kmsg.txt", "console.log", "commands.txt", "sysfs.txt"):
         assert (artifacts / name).stat().st_size > 0, name
-    assert "insmod /tmp/test_klp_livepatch.ko" in (artifacts / "commands.txt").read_text()
+    assert "insmod test_modules/test_klp_livepatch.ko" in (artifacts / "commands.txt").read_text()
 
 
 def test_a_load_expected_to_fail_that_succeeds_is_a_failure(klp_harness_session, klp_arch,

@@ -1,6 +1,6 @@
 import pytest
 
-from harness import hosttools
+from harness import arch, hosttools
 from harness.errors import MissingHostTool
 
 
@@ -30,3 +30,19 @@ def test_a_missing_header_names_its_package():
     with pytest.raises(MissingHostTool) as info:
         hosttools.require("/usr/include/klp-harness-nonexistent.h", "libfoo-dev")
     assert "apt-get install libfoo-dev" in str(info.value)
+
+
+def test_static_programs_need_the_arch_libc_cross_or_native():
+    s390 = arch.get("s390x")
+    assert hosttools.static_libc_for(s390, "x86_64") == (
+        "/usr/s390x-linux-gnu/lib/libc.a", "libc6-dev-s390x-cross")
+    assert hosttools.static_libc_for(arch.get("x86_64"), "x86_64") == (
+        "/usr/lib/x86_64-linux-gnu/libc.a", "libc6-dev")
+    assert hosttools.static_libc_for(arch.get("ppc64le"), "x86_64")[1] == \
+        "libc6-dev-ppc64el-cross"
+
+
+def test_setup_installs_the_libc_static_programs_link_against():
+    needed = hosttools.needed_for(["s390x"])
+    path, package = hosttools.static_libc_for(arch.get("s390x"))
+    assert needed[path] == package

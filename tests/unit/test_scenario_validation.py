@@ -33,8 +33,10 @@ def test_a_valid_scenario_loads(tmp_path):
           - unload: test_klp_livepatch
         """))
     assert [s.kind for s in sc.steps] == ["load", "sysfs", "run", "disable", "unload"]
-    assert sc.steps[0].args["params"] == {"x": 1} and sc.steps[0].args["wait"] is False
-    assert sc.steps[1].args["expected"] == {"test_klp_livepatch/enabled": "1", "gone": "absent"}
+    assert sc.steps[0].args["params"] == {"x": "1"} and sc.steps[0].args["wait"] is False
+    assert sc.steps[1].args["expected"] == {
+        "test_klp_livepatch/enabled": {"value": "1", "mode": None},
+        "gone": {"value": "absent", "mode": None}}
     assert sc.steps[3].log.transcript == ["a", "b"]
     assert sc.steps[2].line == 5
 
@@ -62,7 +64,7 @@ def test_wrong_type_names_field_and_line(tmp_path):
             status: zero
         """))
     assert e.line == 3 and e.field == "steps[0].status"
-    assert "expected int" in str(e)
+    assert "expected an exit status or 'any'" in str(e)
 
 
 def test_bad_regex_is_reported(tmp_path):
@@ -96,3 +98,101 @@ def test_every_shipped_scenario_is_valid():
     assert files, "no scenarios shipped"
     for path in files:
         Scenario.load(path)
+
+
+def test_a_step_on_a_module_no_step_loaded_is_an_error(tmp_path):
+    e = error_of(scenario(tmp_path, """\
+        steps:
+          - load: test_klp_livepatch
+          - unload: test_klp_livepatch
+          - disable: test_klp_livepatch
+        """))
+    assert e.line == 4 and e.field == "steps[2].disable"
+    assert "not loaded at this point" in str(e) and "unloaded before" in str(e)
+
+
+def test_a_load_expected_to_fail_loads_nothing(tmp_path):
+    e = error_of(scenario(tmp_path, """\
+        steps:
+          - load: {module: test_klp_state, expect-error: EINVAL}
+          - unload: test_klp_state
+        """))
+    assert e.line == 3 and "not loaded" in str(e)
+
+
+def test_a_variable_needs_an_earlier_save(tmp_path):
+    e = error_of(scenario(tmp_path, """\
+        steps:
+          - load: {module: test_klp_syscall, params: {klp_pids: "${pids}"}}
+          - run: echo 1
+            save: pids
+        """))
+    assert e.line == 2 and "${pids} is used before" in str(e)
+
+
+def test_unknown_module_is_an_error_when_the_names_are_known(tmp_path):
+    path = scenario(tmp_path, "steps: [{load: test_klp_livepatc}]\n")
+    Scenario.load(path)                       # names unknown: not checked
+    with pytest.raises(ScenarioError) as info:
+        Scenario.load(path, {"test_klp_livepatch"})
+    assert "unknown module 'test_klp_livepatc'" in str(info.value) and info.value.line == 1
+
+
+def test_requirements_are_checked_for_form(tmp_path):
+    e = error_of(scenario(tmp_path, """\
+        requires: {kernel: "six", config: [KPROBES]}
+        steps: [{log: []}]
+        """))
+    assert e.field == "requires.kernel"
+    e = error_of(scenario(tmp_path, """\
+        requires: {config: [KPROBES]}
+        steps: [{log: []}]
+        """))
+    assert e.field == "requires.config" and "CONFIG_" in str(e)
+
+
+def test_requirements_decide_skips(tmp_path):
+    sc = Scenario.load(scenario(tmp_path, """\
+        requires: {kernel: "6.13", config: [CONFIG_KPROBES]}
+        steps: [{log: []}]
+        """))
+
+    class Image:
+        def __init__(self, release, config):
+            self.kernel_release, self._config = release, config
+
+        def config_symbols(self):
+            return self._config
+
+    assert "6.13 or newer" in sc.skip_reason("x86_64", Image("6.12.107", {}))
+    assert "lacks CONFIG_KPROBES" in sc.skip_reason("x86_64", Image("6.14.0", {}))
+    assert sc.skip_reason("x86_64", Image("6.14.0", {"CONFIG_KPROBES": "y"})) is None
+
+
+def test_sysfs_modes_are_checked_for_form(tmp_path):
+    e = error_of(scenario(tmp_path, """\
+        steps:
+          - sysfs: {p/enabled: {mode: rw-r--r--}}
+        """))
+    assert e.field == "steps[0].sysfs.p/enabled.mode"
+
+
+def test_errno_names_become_kmods_words():
+    from harness.scenario import load_error_text
+    assert load_error_text("ENODEV") == "No such device"
+    assert load_error_text("EINVAL") == "Invalid parameters"      # kmod's own wording
+    assert load_error_text("Device or resource busy") == "Device or resource busy"
+
+
+def test_a_known_failure_needs_a_reason_and_turns_fail_into_xfail(tmp_path):
+    from harness.runner import Outcome, known_failure
+    e = error_of(scenario(tmp_path, "known-failure: {arches: [s390x]}\nsteps: [{log: []}]\n"))
+    assert e.field == "known-failure" and "reason" in str(e)
+    sc = Scenario.load(scenario(tmp_path, """\
+        known-failure: {arches: [s390x], reason: the kprobe handler drops the redirect}
+        steps: [{log: []}]
+        """))
+    assert known_failure(sc, Outcome("x", "s390x", "fail", "step 4")).status == "xfail"
+    assert known_failure(sc, Outcome("x", "x86_64", "fail", "step 4")).status == "fail"
+    stale = known_failure(sc, Outcome("x", "s390x", "pass"))
+    assert stale.status == "fail" and "remove the declaration" in stale.message

@@ -1,0 +1,67 @@
+"""Upstream's livepatch selftest scripts, unmodified, on a real guest (about 2 minutes under
+TCG on x86_64), and how failing, skipping and hanging scripts are reported."""
+import pytest
+
+from harness import kselftest, livepatch
+
+pytestmark = pytest.mark.vm
+
+
+def test_every_upstream_livepatch_selftest_passes(klp_harness_session, klp_arch):
+    session = klp_harness_session
+    report = kselftest.run(session.guest(klp_arch), session.state(klp_arch).image)
+    saved = kselftest.save(report, session.options.artifacts / "kselftest" / klp_arch)
+    assert report.results, "the selftest Makefile lists no TEST_PROGS"
+    not_passed = [f"{r.script}: {r.status} {r.directive()}" for r in report.results
+                  if r.status != "ok"]
+    assert not not_passed, ("\n".join(not_passed) + f"\n\n{report.ktap()}\n"
+                            f"full output: {saved}")
+    for r in report.results:
+        assert r.cases and all(c.ok for c in r.cases), f"{r.script}: {r.cases}"
+
+
+@pytest.fixture
+def script_dir(klp_harness_session, klp_arch):
+    """The guest's selftest dir, installed, for scripts of our own beside upstream's."""
+    guest = klp_harness_session.guest(klp_arch)
+    kselftest.install(guest, klp_harness_session.state(klp_arch).image)
+    written = []
+
+    def write(name, text):
+        guest.run(f"cat > {kselftest.GUEST_DIR}/{name} <<'EOF'\n{text}EOF", check=True)
+        written.append(name)
+    yield guest, write
+    guest.run(f"cd {kselftest.GUEST_DIR} && rm -f {' '.join(written)}")
+
+
+def test_a_failing_script_is_not_ok_and_its_patch_is_cleaned_up(script_dir):
+    guest, write = script_dir
+    write("fails.sh", ". ./functions.sh\nsetup_config\nstart_test 'loads and fails'\n"
+                      "load_lp test_klp_livepatch\necho broken >&2\nexit 1\n")
+    result = kselftest.run_script(guest, "fails.sh", limit=60)
+    assert (result.status, result.exit_status, result.stderr) == ("not ok", 1, "broken\n")
+    assert result.directive() == "exit=1"
+    assert [c.name for c in result.cases] == ["loads and fails"]
+    assert "livepatch: enabling patch 'test_klp_livepatch'" in result.kmsg
+    result.cleanup = kselftest.clean_up(guest, ["test_klp_livepatch"])
+    assert result.cleanup == ["disabled test_klp_livepatch", "unloaded test_klp_livepatch"]
+    assert "test_klp_livepatch" not in livepatch.loaded_modules(guest)
+
+
+def test_exit_4_is_a_skip_with_the_scripts_reason(script_dir):
+    guest, write = script_dir
+    write("skips.sh", ". ./functions.sh\nskip 'no frobnicator here'\n")
+    result = kselftest.run_script(guest, "skips.sh", limit=60)
+    assert (result.status, result.directive()) == ("skip", "SKIP no frobnicator here")
+
+
+def test_a_script_over_its_timeout_is_ended_and_reported(script_dir):
+    guest, write = script_dir
+    write("hangs.sh", "echo started\nsleep 600\n")
+    result = kselftest.run_script(guest, "hangs.sh", limit=2)
+    assert (result.status, result.exit_status, result.stdout) == ("not ok", 124, "started\n")
+    assert result.directive() == f"TIMEOUT {result.timeout} seconds"
+    assert result.seconds < 60
+    left = guest.run("for p in /proc/[0-9]*; do [ \"$(tr '\\0' ' ' < $p/cmdline)\" = "
+                     "'sleep 600 ' ] && echo $p; done 2>/dev/null; true")
+    assert left.stdout == ""                                # its children ended too

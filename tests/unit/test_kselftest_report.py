@@ -1,0 +1,145 @@
+"""The selftest dir's Makefile and settings, the scripts' TEST lines, and the KTAP report."""
+import textwrap
+
+from harness import kselftest, ktap
+from harness.kselftest import Case, Report, ScriptResult
+
+MAKEFILE_6_12 = """\
+# SPDX-License-Identifier: GPL-2.0
+
+TEST_GEN_FILES := test_klp-call_getpid
+TEST_GEN_MODS_DIR := test_modules
+TEST_PROGS_EXTENDED := functions.sh
+TEST_PROGS := \\
+\ttest-livepatch.sh \\
+\ttest-callbacks.sh \\
+\ttest-shadow-vars.sh \\
+\ttest-state.sh \\
+\ttest-ftrace.sh \\
+\ttest-sysfs.sh \\
+\ttest-syscall.sh
+
+TEST_FILES := settings
+
+include ../lib.mk
+"""
+
+PASSING = """\
+TEST: basic function patching ... ok
+TEST: multiple livepatches ... ok
+"""
+
+# check_result's output when the kernel log differs, then die() on stderr.
+FAILING = """\
+TEST: basic function patching ... ok
+TEST: multiple livepatches ... not ok
+
+--- expected
++++ result
+@@ -1,2 +1,2 @@
+-livepatch: enabling patch 'test_klp_livepatch'
++livepatch: enabling patch 'test_klp_livepatch2'
+
+"""
+
+
+def test_test_progs_come_in_makefile_order_and_extended_programs_are_not_tests():
+    assert kselftest.test_progs(MAKEFILE_6_12) == [
+        "test-livepatch.sh", "test-callbacks.sh", "test-shadow-vars.sh", "test-state.sh",
+        "test-ftrace.sh", "test-sysfs.sh", "test-syscall.sh"]
+
+
+def test_test_progs_appended_with_plus_equals_keep_their_place():
+    assert kselftest.test_progs("TEST_PROGS := a.sh b.sh\nTEST_PROGS += c.sh  # later\n") \
+        == ["a.sh", "b.sh", "c.sh"]
+
+
+def test_settings_timeout_zero_means_none_and_a_missing_one_is_kselftests_default():
+    assert kselftest.settings_timeout("timeout=0\n") == 0
+    assert kselftest.settings_timeout("# timeout=5\ntimeout=300\n") == 300
+    assert kselftest.settings_timeout(None) == kselftest.DEFAULT_TIMEOUT
+
+
+def test_test_lines_give_one_case_each_with_its_verdict():
+    assert kselftest.parse_cases(FAILING) == [
+        Case("basic function patching", "ok"), Case("multiple livepatches", "not ok")]
+    assert [c.ok for c in kselftest.parse_cases(PASSING)] == [True, True]
+
+
+def test_a_script_that_died_mid_test_leaves_a_case_without_verdict():
+    # start_test prints "TEST: name ... " without a newline; die() then writes to stderr.
+    cases = kselftest.parse_cases("TEST: first ... ok\nTEST: atomic replace ... ")
+    assert cases[-1] == Case("atomic replace", "")
+    assert not cases[-1].ok
+    assert kselftest.parse_cases("TEST: cmdline ... FAIL\n\n") == [Case("cmdline", "FAIL")]
+
+
+def test_skip_reason_is_what_functions_sh_said():
+    assert kselftest.skip_reason(
+        "skip all tests: KDIR (/lib/modules/6.12/build) not available to compile modules.\n",
+        "") == "KDIR (/lib/modules/6.12/build) not available to compile modules."
+    assert kselftest.skip_reason("TEST: x ... ", "SKIP: failed to set kernel.ftrace_enabled = 1\n") \
+        == "failed to set kernel.ftrace_enabled = 1"
+
+
+def report(*results):
+    return Report("x86_64", "linux-6.12", "6.12.107", 0, list(results), 1.0, 10.0)
+
+
+def test_ktap_of_a_run_reads_like_kselftests_runner():
+    text = report(
+        ScriptResult("test-livepatch.sh", "ok", 0, PASSING, "", timeout=900),
+        ScriptResult("test-state.sh", "not ok", 1, FAILING,
+                     "ERROR: livepatch kselftest(s) failed\n", timeout=900,
+                     cleanup=["disabled test_klp_livepatch2"]),
+        ScriptResult("test-ftrace.sh", "skip", 4, "TEST: ftrace ... ",
+                     "SKIP: failed to set kernel.ftrace_enabled = 1\n", timeout=900),
+        ScriptResult("test-syscall.sh", "not ok", 124, "TEST: getpid ... ", "", timeout=900),
+    ).ktap()
+    assert text == textwrap.dedent("""\
+        TAP version 13
+        1..4
+        # klp-harness: linux-6.12 x86_64, kernel 6.12.107
+        # timeout set to 0
+        # selftests: livepatch: test-livepatch.sh
+        # TEST: basic function patching ... ok
+        # TEST: multiple livepatches ... ok
+        ok 1 selftests: livepatch: test-livepatch.sh
+        # timeout set to 0
+        # selftests: livepatch: test-state.sh
+        # TEST: basic function patching ... ok
+        # TEST: multiple livepatches ... not ok
+        #
+        # --- expected
+        # +++ result
+        # @@ -1,2 +1,2 @@
+        # -livepatch: enabling patch 'test_klp_livepatch'
+        # +livepatch: enabling patch 'test_klp_livepatch2'
+        #
+        # ERROR: livepatch kselftest(s) failed
+        # klp-harness cleanup: disabled test_klp_livepatch2
+        not ok 2 selftests: livepatch: test-state.sh # exit=1
+        # timeout set to 0
+        # selftests: livepatch: test-ftrace.sh
+        # TEST: ftrace ...
+        # SKIP: failed to set kernel.ftrace_enabled = 1
+        ok 3 selftests: livepatch: test-ftrace.sh # SKIP failed to set kernel.ftrace_enabled = 1
+        # timeout set to 0
+        # selftests: livepatch: test-syscall.sh
+        # TEST: getpid ...
+        not ok 4 selftests: livepatch: test-syscall.sh # TIMEOUT 900 seconds
+        """)
+
+
+def test_a_run_is_ok_when_every_script_passed_or_skipped():
+    ok = ScriptResult("a.sh", "ok", 0)
+    skipped = ScriptResult("b.sh", "skip", 4)
+    failed = ScriptResult("c.sh", "not ok", 1)
+    assert report(ok, skipped).ok
+    assert not report(ok, failed).ok
+
+
+def test_a_script_that_did_not_run_says_why_in_its_directive():
+    missing = ScriptResult("test-new.sh", "not ok", None, note="file test-new.sh is missing")
+    assert ktap.result_line(3, missing.ktap(0)) == \
+        "not ok 3 selftests: livepatch: test-new.sh # file test-new.sh is missing"
