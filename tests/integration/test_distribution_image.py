@@ -1,5 +1,6 @@
 """The Debian distribution-kernel image stays usable for distribution QA (--image NAME):
-built from bookworm's amd64 kernel package, booted, and livepatched by the smoke scenario."""
+built from bookworm's amd64 kernel package, booted, and livepatched by the parity scenario
+for upstream's "basic function patching"."""
 import pytest
 
 from harness import image as imagemod
@@ -20,7 +21,7 @@ def test_the_distribution_kernel_livepatches_cmdline(request, tmp_path):
     try:
         image = session.state("x86_64").image
         assert image.kernel_release.endswith("-amd64")   # Debian's own kernel, not ours
-        scenario = Scenario.load(imagemod.PROJECT / "scenarios/smoke/test-klp-livepatch.yaml")
+        scenario = Scenario.load(imagemod.PROJECT / "scenarios/parity/livepatch/basic-function-patching.yaml")
         outcome = session.run_scenario(scenario, "x86_64")
         assert outcome.status == "pass", outcome.message
     finally:
