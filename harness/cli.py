@@ -43,6 +43,13 @@ def _machine_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--memory", type=int, default=512, help="guest memory in MiB (default 512)")
 
 
+def _options(args) -> Options:
+    """Session options from the flags of _common, _machine_opts and --artifacts."""
+    return Options(image=args.image, accel=args.accel, cpus=args.smp, memory_mb=args.memory,
+                   mirror=args.mirror, kernel_tree=args.kernel_tree,
+                   artifacts=Path(args.artifacts))
+
+
 def cmd_setup(args) -> int:
     recipe = imagemod.Recipe.load(imagemod.recipe_path(args.image))
     installed = hosttools.install_missing(
@@ -80,10 +87,8 @@ def cmd_run(args) -> int:
     scenarios = []
     for path in discover([Path(p) for p in args.scenarios] or [SCENARIOS]):
         scenarios.append(Scenario.load(path))   # all validated before anything boots
-    session = Session(Options(image=args.image, accel=args.accel, cpus=args.smp,
-                              memory_mb=args.memory, mirror=args.mirror,
-                              kernel_tree=args.kernel_tree,
-                              artifacts=Path(args.artifacts)))
+    session = Session(_options(args))
+
     def report(outcome) -> None:
         print(f"{outcome.status.upper():4} {outcome.scenario}[{outcome.arch}] "
               f"({outcome.seconds:.1f}s)" + (f"\n{outcome.message}" if outcome.message and
@@ -103,9 +108,7 @@ def cmd_run(args) -> int:
 def cmd_kselftest(args) -> int:
     """Upstream's livepatch selftest scripts on each arch's guest: KTAP on stdout, wall
     times on stderr, KTAP and every script's output under <artifacts>/kselftest/<arch>/."""
-    session = Session(Options(image=args.image, accel=args.accel, cpus=args.smp,
-                              memory_mb=args.memory, mirror=args.mirror,
-                              kernel_tree=args.kernel_tree, artifacts=Path(args.artifacts)))
+    session = Session(_options(args))
     all_ok = True
     try:
         for a in _arches(args):
@@ -166,9 +169,7 @@ def cmd_bench_parity(args) -> int:
     arch, boots included). Images and modules are built before any clock starts."""
     arches = _arches(args)
     scenarios = [Scenario.load(p) for p in discover([SCENARIOS / "parity"])]
-    options = Options(image=args.image, accel=args.accel, cpus=args.smp, memory_mb=args.memory,
-                      mirror=args.mirror, kernel_tree=args.kernel_tree,
-                      artifacts=Path(args.artifacts))
+    options = _options(args)
     failed = 0
     session = Session(options)
     try:

@@ -105,11 +105,14 @@ class Guest:
 
     def _shell(self) -> "_Shell":
         if self._sh is None or not self._sh.alive():
-            transport = self._client.get_transport()
-            if transport is None or not transport.is_active():
-                self.machine.connection_lost("(opening a guest shell)")
-            self._sh = _Shell(transport.open_session(), self.machine)
+            self._sh = _Shell(self._channel("(opening a guest shell)"), self.machine)
         return self._sh
+
+    def _channel(self, during: str) -> paramiko.Channel:
+        transport = self._client.get_transport()
+        if transport is None or not transport.is_active():
+            self.machine.connection_lost(during)
+        return transport.open_session()
 
     def _close_shell(self) -> None:
         if self._sh is not None:
@@ -138,9 +141,7 @@ class Guest:
 
     def kmsg_records(self) -> List[kmsg.Record]:
         """Every record /dev/kmsg holds up to now (the log is never cleared)."""
-        stream = self._kmsg_stream()
-        stream.sync(self)
-        return stream.records()
+        return self.kmsg_since(-1)
 
     def kmsg_cursor(self) -> int:
         """Sequence number of the newest record now: log lines after it are 'since now'."""
@@ -153,11 +154,8 @@ class Guest:
 
     def _kmsg_stream(self) -> kmsg.Stream:
         if self._kmsg is None or not self._kmsg.alive():
-            transport = self._client.get_transport()
-            if transport is None or not transport.is_active():
-                self.machine.connection_lost("(reading /dev/kmsg)")
             previous = self._kmsg
-            self._kmsg = kmsg.Stream(transport.open_session())
+            self._kmsg = kmsg.Stream(self._channel("(reading /dev/kmsg)"))
             if previous is not None:   # reopened: records come again from the oldest kept
                 previous.close()
         return self._kmsg
@@ -172,7 +170,6 @@ class Guest:
             self._client.close()
         except (OSError, EOFError, socket.error):
             pass
-
 
 
 class _ShellTimeout(Exception):

@@ -222,14 +222,8 @@ def run_script(guest: Guest, script: str, limit: int) -> ScriptResult:
 def clean_up(guest: Guest, test_modules: List[str]) -> List[str]:
     """After a failed script: disable its patches and unload its modules, so that one
     failure does not fail the scripts after it."""
-    done = livepatch.cleanup(guest, CLEANUP_TIMEOUT)
-    loaded = set(livepatch.loaded_modules(guest))
-    for _ in range(2):      # a second round for targets held by a patch unloaded in the first
-        for name in [m for m in test_modules if m in loaded]:
-            if livepatch.unload(guest, name, check=False).ok:
-                done.append(f"unloaded {name}")
-                loaded.discard(name)
-    return done + [f"could not unload {m}" for m in test_modules if m in loaded]
+    return (livepatch.cleanup(guest, CLEANUP_TIMEOUT)
+            + livepatch.unload_modules(guest, test_modules))
 
 
 def run(guest: Guest, image: Image, scripts: Optional[List[str]] = None) -> Report:

@@ -167,3 +167,21 @@ def cleanup(guest: Guest, timeout: float) -> List[str]:
         except WaitTimeout:
             done.append(f"{name} still present after disable")
     return done
+
+
+def unload_modules(guest: Guest, modules: List[str]) -> List[str]:
+    """rmmod those of ``modules`` still loaded (after ``cleanup``); return what was done.
+    A second round takes the targets a patch unloaded in the first still held."""
+    done = []
+    loaded = set(loaded_modules(guest))
+    errors: Dict[str, str] = {}
+    for _ in range(2):
+        for name in [m for m in modules if m in loaded]:
+            result = unload(guest, name, check=False)
+            if result.ok:
+                done.append(f"unloaded {name}")
+                loaded.discard(name)
+            else:
+                errors[name] = result.stderr.strip()
+    return done + [f"could not unload {m}" + (f": {errors[m]}" if errors.get(m) else "")
+                   for m in modules if m in loaded]

@@ -316,12 +316,7 @@ class Runner:
         if jobs.strip():
             done.append(f"stopped background jobs {jobs.strip()}")
         done += livepatch.cleanup(self.guest, STEP_TIMEOUT)
-        loaded = set(livepatch.loaded_modules(self.guest))
-        for module in reversed(self._loaded):
-            if module in loaded:
-                result = livepatch.unload(self.guest, module, check=False)
-                done.append(f"unloaded {module}" if result.ok
-                            else f"could not unload {module}: {result.stderr.strip()}")
+        done += livepatch.unload_modules(self.guest, list(reversed(self._loaded)))
         self._loaded = []
         # What a scenario may have changed for the guest as a whole: ftrace on, no tracer.
         self.guest.run(f"cd {WORKDIR}; [ -w {FTRACE_ENABLED} ] && echo 1 > {FTRACE_ENABLED}; "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +41,6 @@ def load_error_text(expected: str) -> str:
     code = getattr(errno, expected, None) if re.fullmatch(r"E[A-Z0-9]+", expected) else None
     if code is None:
         return expected
-    import os
     return KMOD_ERRORS.get(code, os.strerror(code))
 
 
@@ -130,7 +130,7 @@ def _parse_name(f: Fields, key: str) -> Dict[str, Any]:
     return {"name": f.get(key, str), "wait": f.get("wait", bool, True)}
 
 
-def _parse_unload(f: Fields, key: str) -> Dict[str, Any]:
+def _parse_target(f: Fields, key: str) -> Dict[str, Any]:
     return {"name": f.get(key, str)}
 
 
@@ -192,9 +192,9 @@ STEP_KINDS: Dict[str, StepKind] = {
     "load": ((), _parse_load, None),
     "enable": (("wait",), _parse_name, "name"),
     "disable": (("wait",), _parse_name, "name"),
-    "force": ((), _parse_unload, "name"),
-    "unload": ((), _parse_unload, "name"),
-    "wait-transition": ((), _parse_unload, "name"),
+    "force": ((), _parse_target, "name"),
+    "unload": ((), _parse_target, "name"),
+    "wait-transition": ((), _parse_target, "name"),
     "wait-for": ((), _parse_wait_for, None),
     "param": ((), _parse_param, "module"),
     "run": (("status", "stdout", "contains", "absent", "stderr-contains", "save"), _parse_run,
