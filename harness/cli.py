@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import List
 
 from . import (accel, arch as archmod, hosttools, image as imagemod, kernelbuild, kselftest,
-               modules)
+               livepatch, modules, runner)
 from .errors import HarnessError, InputError
 from .machine import Machine, MachineConfig
 from .scenario import Scenario, discover
@@ -203,6 +203,47 @@ def cmd_bench_parity(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_bench_shadow(args) -> int:
+    """The cost of one shadow counter read, with no variables and with ``--count`` live
+    ones: made by a real livepatch (klp_sessions_v1 renders that many sessions)."""
+    session = Session(_options(args))
+    failed = 0
+    print("# arch  live-variables  kernel-walk-us (median)  read-ms (median, from the host)")
+    try:
+        for a in _arches(args):
+            st = session.state(a)
+            guest = session.guest(a)
+            if st.counter is None:
+                print(f"{a}: no shadow counter: {st.counter_unavailable}")
+                failed += 1
+                continue
+            for name in ("klp_sessions", "klp_sessions_v1"):
+                remote = f"{runner.WORKDIR}/test_modules/{name}.ko"
+                guest.push(st.catalog.path(name), remote)
+                livepatch.load(guest, remote)
+            livepatch.wait_transition(guest, "klp_sessions_v1", runner.STEP_TIMEOUT)
+            for live in (0, args.count):
+                guest.run(f"echo create {live} > /proc/klp_sessions; "
+                          f"cat /proc/klp_sessions > /dev/null")
+                walks, reads = [], []
+                for _ in range(args.reads):
+                    start = time.monotonic()
+                    counts = st.counter.read()
+                    reads.append(time.monotonic() - start)
+                    walks.append(counts.walk_ns)
+                if counts.of(0x5e551) != live:
+                    print(f"{a}: counted {counts.of(0x5e551)} session variables, made {live}")
+                    failed += 1
+                print(f"{a}  {live}  {statistics.median(walks) / 1000:.0f}  "
+                      f"{statistics.median(reads) * 1000:.1f}", flush=True)
+            livepatch.set_enabled(guest, "klp_sessions_v1", False)
+            livepatch.wait_gone(guest, "klp_sessions_v1", runner.STEP_TIMEOUT)
+            livepatch.unload_modules(guest, ["klp_sessions_v1", "klp_sessions"])
+    finally:
+        session.close()
+    return 1 if failed else 0
+
+
 def _counts(outcomes) -> str:
     statuses = [o.status for o in outcomes]
     return ", ".join(f"{statuses.count(s)} {s}" for s in ("pass", "fail", "skip", "xfail")
@@ -269,6 +310,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--artifacts", default="artifacts/bench-parity",
                    help="where failures leave logs (default: %(default)s)")
     s.set_defaults(func=cmd_bench_parity)
+    s = bench.add_parser("shadow", help="cost of one shadow variable counter read, empty and "
+                                        "with thousands of live variables")
+    _common(s)
+    _machine_opts(s)
+    s.add_argument("--count", type=int, default=5000, help="live variables (default 5000)")
+    s.add_argument("--reads", type=int, default=20, help="reads per figure (default 20)")
+    s.add_argument("--artifacts", default="artifacts/bench-shadow",
+                   help="where the guest's console log goes (default: %(default)s)")
+    s.set_defaults(func=cmd_bench_shadow)
     return p
 
 

@@ -175,3 +175,13 @@ def klp_guest(klp_machine):
 def klp_modules(klp_harness_session, klp_arch):
     """The module catalog (upstream selftest modules and ours) for this arch's image."""
     return klp_harness_session.state(klp_arch).catalog
+
+
+@pytest.fixture
+def klp_shadow(klp_harness_session, klp_arch, klp_guest):
+    """The guest's shadow variable counter (``shadow.ShadowCounter``: ``read()``,
+    ``objects(id)``); the test is skipped, with the reason, where the kernel has none."""
+    st = klp_harness_session.state(klp_arch)
+    if st.counter is None:
+        pytest.skip(f"no shadow variable counter: {st.counter_unavailable}")
+    return st.counter

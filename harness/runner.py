@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from . import kmsg, livepatch
+from . import kmsg, livepatch, shadow
 from .errors import BootError, HarnessError, WaitTimeout
 from .guest import Guest
 from .livepatch import SYSFS
@@ -34,6 +34,11 @@ FTRACE_ENABLED = "/proc/sys/kernel/ftrace_enabled"
 TRACING = "/sys/kernel/tracing"
 
 
+# Steps that change livepatch state: `shadow` counts name the last one ("after step 7
+# (disable klp_x)"), not a workload's run step between them.
+LIVEPATCH_STEPS = ("load", "enable", "disable", "force", "unload", "wait-transition", "param")
+
+
 class StepFailed(AssertionError):
     """A step's expectation did not hold; the message names the step and the difference."""
 
@@ -46,7 +51,7 @@ class ScenarioSkipped(Exception):
 class Outcome:
     scenario: str
     arch: str
-    status: str                  # "pass", "fail", "skip", "xfail" (known-failure)
+    status: str                  # "pass", "fail", "skip", "xfail" (known or expected failure)
     message: str = ""
     seconds: float = 0.0
     kmsg: str = ""
@@ -81,19 +86,46 @@ def known_failure(scenario: Scenario, outcome: Outcome) -> Outcome:
     return outcome
 
 
+def expected_failure(scenario: Scenario, outcome: Outcome) -> Outcome:
+    """A negative control (`expect-failure: pattern`) must fail, with a message matching
+    the pattern: then it is 'xfail'. A pass, or a failure of another kind, is a 'fail'."""
+    pattern = scenario.expect_failure
+    if pattern is None or outcome.status == "skip":
+        return outcome
+    if outcome.status == "pass":
+        outcome.status = "fail"
+        outcome.message = (f"negative control not caught: the scenario passed, but it must "
+                           f"fail with a message matching /{pattern}/")
+    elif outcome.status == "fail" and re.search(pattern, outcome.message):
+        outcome.status, outcome.message = "xfail", f"negative control caught: {outcome.message}"
+    elif outcome.status == "fail":
+        outcome.message = (f"negative control failed, but not with a message matching "
+                           f"/{pattern}/:\n{outcome.message}")
+    return outcome
+
+
 class Runner:
-    def __init__(self, guest: Guest, catalog: ModuleCatalog, arch: str, image=None):
+    def __init__(self, guest: Guest, catalog: ModuleCatalog, arch: str, image=None,
+                 counter: Optional[shadow.ShadowCounter] = None,
+                 counter_unavailable: str = "no shadow counter in this guest"):
         self.guest, self.catalog, self.arch, self.image = guest, catalog, arch, image
+        self.counter, self.counter_unavailable = counter, counter_unavailable
         self._loaded: List[str] = []
         self._pushed: Dict[str, str] = {}
         self._vars: Dict[str, str] = {}
+        self._shadow_start: Optional[shadow.Counts] = None
+        self._last_step = "the scenario began"
 
     def run(self, scenario: Scenario) -> Outcome:
         start = time.monotonic()
         reason = scenario.skip_reason(self.arch, self.image)
+        if reason is None and scenario.counts_shadow and self.counter is None:
+            reason = f"the scenario counts shadow variables: {self.counter_unavailable}"
         if reason:
             return Outcome(scenario.id, self.arch, "skip", reason)
         self._loaded, self._vars = [], {}
+        self._last_step = "the scenario began"
+        self._shadow_start = self.counter.read() if self.counter else None
         begin = self.guest.kmsg_cursor()
         outcome = Outcome(scenario.id, self.arch, "pass")
         try:
@@ -103,11 +135,13 @@ class Runner:
                 except (StepFailed, WaitTimeout, HarnessError) as e:
                     if isinstance(e, BootError):  # panic or QEMU gone: not a step's fault
                         raise
-                    raise StepFailed(f"step {index + 1}, {step.describe(scenario.path)}: {e}") \
+                    raise StepFailed(f"step {index + 1}, {step.describe(scenario.source)}: {e}") \
                         from None
                 except ScenarioSkipped as e:
                     raise ScenarioSkipped(f"step {index + 1}, "
-                                          f"{step.describe(scenario.path)}: {e}") from None
+                                          f"{step.describe(scenario.source)}: {e}") from None
+                if step.kind in LIVEPATCH_STEPS:
+                    self._last_step = f"step {index + 1} ({step.summary()})"
             if not scenario.expect_splat:
                 self._no_splat(begin)
         except StepFailed as e:
@@ -119,10 +153,12 @@ class Runner:
                 try:
                     outcome.kmsg = kmsg.text(self.guest.kmsg_since(begin))
                     outcome.cleanup = self._cleanup()
+                    if outcome.status != "skip":
+                        self._leak_check(scenario, outcome)
                 except HarnessError:
                     pass
             outcome.seconds = time.monotonic() - start
-        return known_failure(scenario, outcome)
+        return expected_failure(scenario, known_failure(scenario, outcome))
 
     # -- steps ----------------------------------------------------------------------------
 
@@ -269,6 +305,17 @@ class Runner:
     def _do_log(self) -> None:
         pass  # the step's `log` expectation is checked over the scenario so far
 
+    def _do_shadow(self, expected: Dict) -> None:
+        added = self.counter.read().minus(self._shadow_start)
+        problems = shadow.check(expected, added, f"after {self._last_step}")
+        if problems:
+            raise StepFailed("; ".join(problems) + self._start_note())
+
+    def _start_note(self) -> str:
+        start = self._shadow_start
+        return (f" (counts exclude the {start.total} live when the scenario began)"
+                if start and start.total else "")
+
     # -- checks ---------------------------------------------------------------------------
 
     def _check_log(self, exp: LogExpectation, records: List[kmsg.Record]) -> None:
@@ -289,6 +336,33 @@ class Runner:
             hits = [l for l in lines if text in l]
             if hits:
                 raise StepFailed(f"kernel log shows {text!r}, which must not appear: {hits[0]!r}")
+
+    def _leak_check(self, scenario: Scenario, outcome: Outcome) -> None:
+        """After clean-up, no more shadow variables may be live than when the scenario began,
+        plus its declared `shadow-baseline`. Leaks are then freed (if none of that id were
+        live at the start), so they cannot carry into the next scenario."""
+        if self.counter is None:
+            return
+        end = self.counter.read()
+        over = shadow.leaks(self._shadow_start, end, scenario.shadow_baseline)
+        if not over:
+            return
+        problems = []
+        for shadow_id, extra in over.items():
+            allowed = self._shadow_start.of(shadow_id) + scenario.shadow_baseline.get(shadow_id, 0)
+            objects = self.counter.objects(shadow_id, 3)
+            problems.append(f"shadow id {shadow_id:#x}: {end.of(shadow_id)} live after the "
+                            f"scenario and its clean-up, {allowed} expected"
+                            + (f" (objects {', '.join(objects)}, ...)" if objects else ""))
+            if self._shadow_start.of(shadow_id) == 0:
+                self.counter.free_all(shadow_id)
+                outcome.cleanup.append(f"freed {end.of(shadow_id)} leaked shadow variables "
+                                       f"of id {shadow_id:#x}")
+        leak = "shadow variable leak: " + "; ".join(problems)
+        if outcome.status == "pass":
+            outcome.status, outcome.message = "fail", leak
+        else:
+            outcome.message += f"\nalso {leak}"
 
     def _no_splat(self, begin: int) -> None:
         records = self.guest.kmsg_since(begin)

@@ -104,6 +104,13 @@ class Step:
     def describe(self, path: Path) -> str:
         return f"{self.kind} ({path}:{self.line})"
 
+    def summary(self) -> str:
+        """'disable klp_x', 'load klp_y': the step as a short phrase."""
+        target = next((self.args[k] for k in ("module", "name", "command", "path")
+                       if isinstance(self.args.get(k), str)), "")
+        target = target if len(target) <= 40 else target[:37] + "..."
+        return f"{self.kind} {target}".strip()
+
 
 def _scalar(f: Fields, key: str, value: Any) -> str:
     if not isinstance(value, (str, int)) or isinstance(value, bool):
@@ -186,6 +193,46 @@ def _parse_sysfs(f: Fields, key: str) -> Dict[str, Any]:
     return {"expected": expected}
 
 
+# A count in a `shadow` step: "3", or a comparison such as ">= 1".
+COUNT_EXPECTATION = re.compile(r"^(==|>=|<=|>|<|!=)?\s*(\d+)$")
+
+
+def count_matches(got: int, want: str) -> bool:
+    op, number = COUNT_EXPECTATION.match(want).groups()
+    n = int(number)
+    return {"==": got == n, ">=": got >= n, "<=": got <= n, ">": got > n, "<": got < n,
+            "!=": got != n}[op or "=="]
+
+
+def _shadow_id(f: Fields, key: Any) -> Any:
+    """'total', or a shadow variable id: an integer (0x5e551) or a string of one."""
+    if key == "total":
+        return key
+    if isinstance(key, int) and not isinstance(key, bool) and key >= 0:
+        return key
+    if isinstance(key, str) and re.fullmatch(r"0x[0-9a-fA-F]+|[0-9]+", key):
+        return int(key, 0)
+    f.fail(key, f"expected 'total' or a shadow variable id (0x1234), got {key!r}")
+
+
+def _parse_shadow_counts(f: Fields) -> Dict[Any, str]:
+    """{total | id: N | "<op> N"} -> {"total" | int id: "N" | "<op> N"}."""
+    counts: Dict[Any, str] = {}
+    for key, value in f.node.items():
+        want = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        if not isinstance(want, str) or not COUNT_EXPECTATION.match(want.strip()):
+            f.fail(key, f"expected a count (3) or a comparison ('>= 1', '< 5'), got {value!r}")
+        counts[_shadow_id(f, key)] = want.strip()
+    if not counts:
+        f.fail(None, "expected at least one count: total or a shadow variable id")
+    return counts
+
+
+def _parse_shadow(f: Fields, key: str) -> Dict[str, Any]:
+    """`shadow: {total: 0, 0x5e551: 20}`: live shadow variables the scenario has added."""
+    return {"expected": _parse_shadow_counts(f.sub(key))}
+
+
 # kind -> (fields it accepts besides `log` and `timeout`, parser, the module it acts on)
 StepKind = Tuple[Tuple[str, ...], Callable[[Fields, str], Dict[str, Any]], Optional[str]]
 STEP_KINDS: Dict[str, StepKind] = {
@@ -200,6 +247,7 @@ STEP_KINDS: Dict[str, StepKind] = {
     "run": (("status", "stdout", "contains", "absent", "stderr-contains", "save"), _parse_run,
             None),
     "sysfs": ((), _parse_sysfs, None),
+    "shadow": ((), _parse_shadow, None),
     "log": ((), lambda f, k: {}, None),
 }
 
@@ -209,6 +257,7 @@ class Requirements:
     arches: List[str]
     kernel: Optional[str] = None          # minimum version, as written
     config: List[str] = field(default_factory=list)
+    shadow_counter: bool = False          # needs the guest's shadow variable counter
 
 
 def version_tuple(text: str) -> Tuple[int, ...]:
@@ -228,6 +277,18 @@ class Scenario:
     expect_splat: bool
     steps: List[Step]
     known_failures: Dict[str, str] = field(default_factory=dict)   # arch -> why it fails
+    source: Optional[Path] = None     # the file the steps come from (differs with `extends`)
+    expect_failure: Optional[str] = None   # a negative control: it must fail, matching this
+    shadow_baseline: Dict[int, int] = field(default_factory=dict)  # id -> may be left live
+
+    def __post_init__(self):
+        if self.source is None:
+            self.source = self.path
+
+    @property
+    def counts_shadow(self) -> bool:
+        """Needs the shadow counter: it has `shadow` steps, or says so in `requires`."""
+        return self.requires.shadow_counter or any(s.kind == "shadow" for s in self.steps)
 
     @property
     def id(self) -> str:
@@ -263,32 +324,79 @@ class Scenario:
 
     @classmethod
     def load(cls, path: Path, modules: Optional[Collection[str]] = None) -> "Scenario":
-        """Parse and validate; with ``modules`` (the names that exist), unknown ones are errors."""
+        """Parse and validate; with ``modules`` (the names that exist), unknown ones are errors.
+
+        A scenario may `extends: other.yaml`: it runs the other's steps with its own
+        `vars`, and may set any top-level field but `steps` (a negative control is the
+        scenario it breaks, with a wrong module and `expect-failure`)."""
         path = Path(path)
-        f = Fields(load(path), path)
-        f.only(["description", "requires", "steps", "expect-splat", "known-failure"])
-        requires = cls._requirements(f)
-        known = f.sub("known-failure", Node())
+        own = Fields(load(path), path)
+        base = own
+        if "extends" in own.node:
+            own.only(EXTENDS_FIELDS)
+            base_path = path.parent / own.get("extends", str)
+            if not base_path.is_file():
+                own.fail("extends", f"no scenario file {base_path}")
+            base = Fields(load(base_path), base_path)
+            if "extends" in base.node:
+                base.fail("extends", f"{path} extends this file, which extends another: "
+                                     f"extend that one instead")
+        base.only(TOP_FIELDS)
+
+        def field(key: str) -> Fields:   # the file that sets a top-level field
+            return own if key in own.node else base
+
+        variables = cls._variables(base)
+        if own is not base:
+            for name, value in cls._variables(own).items():
+                if name not in variables:
+                    own.fail("vars", f"'{name}' is not a variable of {base.path.name}; it has: "
+                                      f"{', '.join(variables) or 'none'}")
+                variables[name] = value
+        requires = cls._requirements(field("requires"))
+        known = field("known-failure").sub("known-failure", Node())
         known.only(["arches", "reason"])
         known_arches = known.strings("arches", [])
         reason = known.get("reason", str, None)
         if known_arches and not reason:
             known.fail(None, "a known failure needs a 'reason' (what in the kernel makes it fail)")
-        raw_steps = f.get("steps", list, required=True)
+        expect_failure = field("expect-failure").get("expect-failure", str, None)
+        if expect_failure is not None:
+            _check_regex(field("expect-failure"), "expect-failure", expect_failure)
+        baseline = _parse_shadow_counts(field("shadow-baseline").sub("shadow-baseline")) \
+            if "shadow-baseline" in field("shadow-baseline").node else {}
+        for key, want in baseline.items():
+            if key == "total" or not want.isdigit():
+                field("shadow-baseline").fail("shadow-baseline", "a baseline is a number of "
+                                              "variables per id: {0x1234: 2}")
+        raw_steps = base.get("steps", list, required=True)
         if not raw_steps:
-            f.fail("steps", "a scenario needs at least one step")
-        lines = getattr(raw_steps, "item_lines", [f.line("steps")] * len(raw_steps))
-        steps = [cls._step(path, item, lines[i], i) for i, item in enumerate(raw_steps)]
-        scenario = cls(path=path, name=path.stem, description=f.get("description", str, ""),
-                       requires=requires, expect_splat=f.get("expect-splat", bool, False),
-                       steps=steps, known_failures={a: reason for a in known_arches})
+            base.fail("steps", "a scenario needs at least one step")
+        lines = getattr(raw_steps, "item_lines", [base.line("steps")] * len(raw_steps))
+        steps = [cls._step(base.path, _with_variables(item, variables), lines[i], i)
+                 for i, item in enumerate(raw_steps)]
+        scenario = cls(path=path, name=path.stem,
+                       description=field("description").get("description", str, ""),
+                       requires=requires,
+                       expect_splat=field("expect-splat").get("expect-splat", bool, False),
+                       steps=steps, known_failures={a: reason for a in known_arches},
+                       source=base.path, expect_failure=expect_failure,
+                       shadow_baseline={k: int(v) for k, v in baseline.items()})
         scenario._check_order(modules)
         return scenario
 
     @staticmethod
+    def _variables(f: Fields) -> Dict[str, str]:
+        v = f.sub("vars", Node())
+        for name in v.node:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(name)):
+                v.fail(name, f"a variable name is letters, digits and _, got {name!r}")
+        return {str(k): _scalar(v, k, value) for k, value in v.node.items()}
+
+    @staticmethod
     def _requirements(f: Fields) -> Requirements:
         req = f.sub("requires", Node())
-        req.only(["arches", "kernel", "config"])
+        req.only(["arches", "kernel", "config", "shadow-counter"])
         arches = req.strings("arches", list(archmod.NAMES))
         for a in arches:
             if a not in archmod.NAMES:
@@ -304,7 +412,7 @@ class Scenario:
         for symbol in config:
             if not re.fullmatch(r"CONFIG_[A-Z0-9_]+", symbol):
                 req.fail("config", f"expected CONFIG_<SYMBOL>, got {symbol!r}")
-        return Requirements(arches, version, config)
+        return Requirements(arches, version, config, req.get("shadow-counter", bool, False))
 
     @staticmethod
     def _step(path: Path, node: Any, line: int, index: int) -> Step:
@@ -341,13 +449,13 @@ class Scenario:
             where = f"steps[{i}].{step.kind}"
 
             def fail(message: str) -> None:
-                raise ScenarioError(self.path, step.line, where, message)
+                raise ScenarioError(self.source, step.line, where, message)
 
             for text in _strings(step.args) + (step.log.strings() if step.log else []):
                 for var in VARIABLE.findall(text):
                     if var not in saved:
-                        fail(f"variable ${{{var}}} is used before a run step saves it "
-                             f"(`save: {var}`)")
+                        fail(f"variable ${{{var}}} is not in the scenario's `vars` and is "
+                             f"used before a run step saves it (`save: {var}`)")
             target = STEP_KINDS[step.kind][2]
             if step.kind == "load":
                 module = step.args["module"]
@@ -367,6 +475,30 @@ class Scenario:
                     loaded.discard(name)
             if step.kind == "run" and step.args["save"]:
                 saved.add(step.args["save"])
+
+
+# Top-level fields of a scenario file; one that `extends` another may set all but steps.
+TOP_FIELDS = ["description", "requires", "vars", "steps", "expect-splat", "known-failure",
+              "expect-failure", "shadow-baseline"]
+EXTENDS_FIELDS = ["extends"] + [k for k in TOP_FIELDS if k != "steps"]
+
+
+def _with_variables(node: Any, variables: Dict[str, str]) -> Any:
+    """``node`` with the scenario's own `vars` put in, keys included (others are left for
+    run steps' `save`), keeping the line numbers yamlsrc recorded."""
+    if isinstance(node, str):
+        return VARIABLE.sub(lambda m: variables.get(m.group(1), m.group(0)), node)
+    if isinstance(node, list):
+        copy = type(node)(_with_variables(v, variables) for v in node)
+    elif isinstance(node, dict):
+        copy = type(node)((_with_variables(k, variables), _with_variables(v, variables))
+                          for k, v in node.items())
+    else:
+        return node
+    copy.__dict__.update(getattr(node, "__dict__", {}))
+    if hasattr(copy, "key_lines"):
+        copy.key_lines = {_with_variables(k, variables): n for k, n in node.key_lines.items()}
+    return copy
 
 
 def _strings(value: Any) -> List[str]:

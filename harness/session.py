@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from . import (accel, arch as archmod, image as imagemod, kselftest, livepatch, programs,
-               runner)
-from .errors import BootError
+               runner, shadow)
+from .errors import BootError, BuildError
 from .guest import Guest
 from .machine import Machine, MachineConfig
 from .modules import ModuleCatalog
@@ -45,7 +45,10 @@ class ArchState:
     catalog: ModuleCatalog
     programs: Dict[str, Path]       # static guest programs, copied to runner.WORKDIR at boot
     accel: str
+    counter_module: Optional[Path]  # the shadow variable counter, if it builds for the image
+    counter_unavailable: str        # why there is no counter (when there is none)
     machine: Optional[Machine] = None
+    counter: Optional[shadow.ShadowCounter] = None   # loaded in the running guest
     boots: int = 0
 
 
@@ -68,7 +71,12 @@ class Session:
             helpers = guest_programs(image)
             chosen, why = accel.choose(profile, image, self.options.accel)
             log(f"{arch}: {why}")
-            self._arches[arch] = ArchState(profile, image, catalog, helpers, chosen)
+            try:
+                counter_module, unavailable = shadow.build(image), ""
+            except BuildError as e:   # a kernel the counter does not build for
+                counter_module, unavailable = None, f"the shadow counter does not build: {e}"
+            self._arches[arch] = ArchState(profile, image, catalog, helpers, chosen,
+                                           counter_module, unavailable)
         return self._arches[arch]
 
     def machine(self, arch: str) -> Machine:
@@ -94,6 +102,13 @@ class Session:
             log(f"{arch}: guest up in {time.monotonic() - started:.1f}s (console: "
                 f"{machine.console_log})")
             runner.prepare(machine.guest, st.programs)
+            st.counter = None
+            if st.counter_module is not None:
+                try:
+                    st.counter = shadow.ShadowCounter.install(machine.guest, st.counter_module)
+                except shadow.CounterUnavailable as e:
+                    st.counter_unavailable = str(e)
+                    log(f"{arch}: no shadow variable counts: {e}")
             st.machine = machine
         return st.machine
 
@@ -112,7 +127,8 @@ class Session:
         machine = self.machine(arch)
         first_command = len(machine.guest.history)
         try:
-            outcome = runner.Runner(machine.guest, st.catalog, arch, st.image).run(scenario)
+            outcome = runner.Runner(machine.guest, st.catalog, arch, st.image, st.counter,
+                                    st.counter_unavailable).run(scenario)
         except BootError as e:
             outcome = runner.Outcome(scenario.id, arch, "fail", str(e))
         if outcome.status in ("fail", "xfail"):
@@ -206,5 +222,6 @@ def summary(outcomes: List[runner.Outcome]) -> str:
         lines.append(f"{o.scenario:<{width}}  {o.arch:<8} {o.status:<6} {o.seconds:6.1f}s")
     counts = {s: sum(o.status == s for o in outcomes) for s in ("pass", "fail", "skip", "xfail")}
     lines.append(f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped"
-                 + (f", {counts['xfail']} known failures" if counts["xfail"] else ""))
+                 + (f", {counts['xfail']} expected failures (known kernel failures, "
+                    f"negative controls caught)" if counts["xfail"] else ""))
     return "\n".join(lines)

@@ -121,7 +121,7 @@ class Fields:
                 lines = getattr(value, "item_lines", [])
                 raise self.error(self.path, lines[i] if i < len(lines) else self.line(key),
                                  f"{self._name(key)}[{i}]", f"expected a string, got {item!r}")
-        return list(value or [])
+        return None if value is None else list(value)
 
 
 def _tuple(types) -> tuple:

@@ -127,7 +127,7 @@ def test_a_variable_needs_an_earlier_save(tmp_path):
           - run: echo 1
             save: pids
         """))
-    assert e.line == 2 and "${pids} is used before" in str(e)
+    assert e.line == 2 and "${pids} is not in the scenario's `vars` and is used before" in str(e)
 
 
 def test_unknown_module_is_an_error_when_the_names_are_known(tmp_path):
