@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import List
 
-from . import (accel, arch as archmod, hosttools, image as imagemod, kernelbuild, kselftest,
-               modules)
+from . import (accel, arch as archmod, bisect, hosttools, image as imagemod, kernelbuild,
+               kselftest, modules)
 from .errors import HarnessError, InputError
 from .machine import Machine, MachineConfig
 from .scenario import Scenario, discover
@@ -126,6 +126,23 @@ def cmd_kselftest(args) -> int:
     finally:
         session.close()
     return 0 if all_ok else 1
+
+
+def cmd_bisect_run(args) -> int:
+    """One step of `git bisect run`: exit 0 good, 1 bad, 125 skip, 128 abort."""
+    arch = args.arch or imagemod.arches_for(args.image)[0]
+    tree = args.kernel_tree
+    if tree is None and not args.modules:
+        tree = Path.cwd()   # git bisect run runs us at the top of the checkout
+    if args.repeat < 1:
+        print("klp-harness bisect-run: --repeat must be 1 or more", file=sys.stderr)
+        return bisect.ABORT
+    plan = bisect.Plan(
+        scenarios=discover([Path(p) for p in args.scenarios]), arch=arch, image=args.image,
+        kernel_tree=tree, module_dirs=[Path(m).resolve() for m in args.modules],
+        build_dir=args.build_dir, repeat=args.repeat, workdir=args.workdir, accel=args.accel,
+        cpus=args.smp, memory_mb=args.memory, mirror=args.mirror)
+    return bisect.run(plan)
 
 
 def cmd_bench_boot(args) -> int:
@@ -249,6 +266,31 @@ def parser() -> argparse.ArgumentParser:
                         "kselftest/<arch>/ (default: ./artifacts)")
     s.set_defaults(func=cmd_kselftest)
 
+    s = sub.add_parser("bisect-run", help="one step of `git bisect run`: build, boot, run "
+                                          "scenarios; exit 0 good, 1 bad, 125 skip, 128 abort",
+                       description=bisect.__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("--arch", help="guest architecture (default: the image's first)")
+    s.add_argument("--image", default=imagemod.DEFAULT_IMAGE,
+                   help="image recipe (default: %(default)s)")
+    s.add_argument("--mirror", help="Debian mirror URL (default: this host's apt configuration)")
+    s.add_argument("--kernel-tree", type=Path, metavar="PATH",
+                   help="kernel tree to build (default: the current directory, unless "
+                        "--modules is given: then the image's own kernel)")
+    s.add_argument("--modules", action="append", default=[], metavar="DIR",
+                   help="livepatch module sources (.c) of the checkout; repeatable")
+    s.add_argument("--build-dir", type=Path, metavar="DIR",
+                   help="kernel build dir kept between steps (default: one in the cache per "
+                        "tree and arch)")
+    s.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="run the scenarios N times; any failed run makes the step bad")
+    s.add_argument("--workdir", type=Path, metavar="DIR",
+                   help="where bisect.log and the artifacts of failed runs go (default: "
+                        "in the cache, per checkout and arch)")
+    _machine_opts(s)
+    s.add_argument("scenarios", nargs="+", help="scenario files or directories")
+    s.set_defaults(func=cmd_bisect_run)
+
     bench = sub.add_parser("bench", help="benchmarks that print figures").add_subparsers(
         dest="bench_command", required=True)
     s = bench.add_parser("boot", help="median time from QEMU start to SSH answering")
@@ -273,12 +315,19 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as e:
+        # A usage error under `git bisect run` must stop the bisection (exit 2 means "bad").
+        if e.code and argv and argv[0] == "bisect-run":
+            return bisect.ABORT
+        raise
     try:
         return args.func(args)
     except HarnessError as e:
         print(f"klp-harness: error: {e}", file=sys.stderr)
-        return 2
+        return bisect.ABORT if args.command == "bisect-run" else 2
     except KeyboardInterrupt:
         return 130
 
