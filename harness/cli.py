@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import List
 
-from . import (accel, arch as archmod, bisect, hosttools, image as imagemod, kernelbuild,
-               kselftest, modules)
+from . import (accel, arch as archmod, bisect, external, hosttools, image as imagemod,
+               kernelbuild, kselftest, modules)
 from .errors import HarnessError, InputError
 from .machine import Machine, MachineConfig
 from .scenario import Scenario, discover
@@ -47,7 +47,7 @@ def _options(args) -> Options:
     """Session options from the flags of _common, _machine_opts and --artifacts."""
     return Options(image=args.image, accel=args.accel, cpus=args.smp, memory_mb=args.memory,
                    mirror=args.mirror, kernel_tree=args.kernel_tree,
-                   artifacts=Path(args.artifacts))
+                   artifacts=Path(args.artifacts), ko_dirs=getattr(args, "ko_dir", []))
 
 
 def cmd_setup(args) -> int:
@@ -84,9 +84,12 @@ def cmd_validate(args) -> int:
 
 def cmd_run(args) -> int:
     arches = _arches(args)
-    scenarios = []
-    for path in discover([Path(p) for p in args.scenarios] or [SCENARIOS]):
-        scenarios.append(Scenario.load(path))   # all validated before anything boots
+    paths = [Path(p) for p in args.scenarios]
+    files = discover(paths) if paths or not args.ko_dir else []
+    if not files and not args.ko_dir:
+        files = discover([SCENARIOS])
+    files += external.write_scenarios(args.ko_dir, Path(args.artifacts))
+    scenarios = [Scenario.load(path) for path in files]   # all validated before anything boots
     session = Session(_options(args))
 
     def report(outcome) -> None:
@@ -251,6 +254,10 @@ def parser() -> argparse.ArgumentParser:
     _machine_opts(s)
     s.add_argument("--artifacts", default="artifacts",
                    help="where failed scenarios leave logs (default: ./artifacts)")
+    s.add_argument("--ko-dir", action="append", default=[], type=Path, metavar="DIR",
+                   help="livepatch modules built for the image's kernel (.ko files): each "
+                        "runs through scenarios/generic/livepatch-module.yaml (then, without "
+                        "SCENARIO arguments, only those); repeatable")
     s.add_argument("--serial", action="store_true",
                    help="one architecture after the other (default: one thread per arch)")
     s.add_argument("scenarios", nargs="*", help="scenario files or directories "

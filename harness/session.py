@@ -223,10 +223,16 @@ def _safe(name: str) -> str:
 
 
 def summary(outcomes: List[runner.Outcome]) -> str:
-    width = max([len(o.scenario) for o in outcomes] + [8])
-    lines = [f"{'scenario':<{width}}  {'arch':<8} {'result':<6} {'time':>7}"]
+    """A table: one row per scenario, one column per arch, each cell result and time."""
+    arches = list(dict.fromkeys(o.arch for o in outcomes))
+    cells: Dict[str, Dict[str, str]] = {}
     for o in outcomes:
-        lines.append(f"{o.scenario:<{width}}  {o.arch:<8} {o.status:<6} {o.seconds:6.1f}s")
+        cells.setdefault(o.scenario, {})[o.arch] = f"{o.status:<5} {o.seconds:5.1f}s"
+    width = max([len(s) for s in cells] + [8])
+    lines = [(f"{'scenario':<{width}}" + "".join(f"  {a:<12}" for a in arches)).rstrip()]
+    for scenario, row in cells.items():
+        lines.append((f"{scenario:<{width}}"
+                      + "".join(f"  {row.get(a, '-'):<12}" for a in arches)).rstrip())
     counts = {s: sum(o.status == s for o in outcomes) for s in ("pass", "fail", "skip", "xfail")}
     lines.append(f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped"
                  + (f", {counts['xfail']} known failures" if counts["xfail"] else ""))
