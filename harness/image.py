@@ -248,7 +248,11 @@ class _DebianPackageBuild(_Build):
         cache.progress(f"kernel {release}: {form}")
         shutil.copy(pkgs / "boot" / f"config-{release}", out / "config")
         kbuild = _keep_kbuild(pkgs, out / "kbuild", release)
-        compiler = self.module_compiler(kbuild)   # before fetching the big source package
+        try:
+            compiler = self.module_compiler(kbuild)   # before fetching the big source package
+        except RecipeError:
+            shutil.rmtree(out, ignore_errors=True)    # 0.5 GB of packages, of no use now
+            raise
         debian.extract([k["source"]], k["suite"], self.profile.debian_arch, self.mirror(),
                        source_pkg, log)
         _extract_source(source_pkg, out / "source", self.recipe.selftest_paths, kbuild, log)
@@ -278,8 +282,8 @@ class _DebianPackageBuild(_Build):
             offered = hosttools.apt_candidate(package)
             raise RecipeError(
                 self.recipe.path, recipe_line(self.recipe, "kernel"), "kernel",
-                f"the kernel headers {headers.name} build modules with {program} "
-                f"({version}), the compiler that built this kernel; this host has no "
+                f"the kernel headers {headers.name} build modules with {program}, the "
+                f"compiler that built this kernel (version {version}); this host has no "
                 f"{program}: install the Debian package {package}"
                 + ("" if offered else f" (this host's apt sources do not offer {package}: "
                    "use a host of the distribution release that has it)")

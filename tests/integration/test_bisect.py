@@ -211,7 +211,8 @@ def test_a_flaky_failure_in_any_repeated_run_makes_the_step_bad(module_history, 
 
 def test_a_missing_scenario_file_aborts_the_bisection(tmp_path):
     result = subprocess.run(
-        [*_klp_harness(), "bisect-run", "--modules", str(tmp_path), str(tmp_path / "nope.yaml")],
+        [*_klp_harness(), "bisect-run", "--modules", str(tmp_path), "--workdir",
+         str(tmp_path / "bisect"), str(tmp_path / "nope.yaml")],
         capture_output=True, text=True, env=_env(), timeout=120)
     assert result.returncode == bisect.ABORT, result.stdout + result.stderr
     assert "abort (128)" in result.stdout and "nope.yaml" in result.stdout
