@@ -17,3 +17,13 @@ def test_one_row_per_scenario_one_column_per_arch():
 def test_a_scenario_not_run_on_an_arch_shows_a_dash():
     table = summary([Outcome("a", "x86_64", "pass"), Outcome("b", "s390x", "pass")])
     assert table.splitlines()[1].split() == ["a", "pass", "0.0s", "-"]
+
+
+def test_xdist_schedules_by_the_arch_in_a_test_id():
+    from harness.pytest_plugin import _ARCH_IN_ID
+    scope = {nodeid: (m.group(1) if (m := _ARCH_IN_ID.search(nodeid)) else None) for nodeid in (
+        "scenarios/smoke/klp-cmdline.yaml::klp-cmdline[s390x]",
+        "tests/integration/test_failures.py::test_panic[x86_64]",
+        "tests/integration/test_x.py::test_y[ppc64le-big]",
+        "tests/unit/test_summary.py::test_one_row_per_scenario_one_column_per_arch")}
+    assert list(scope.values()) == ["s390x", "x86_64", "ppc64le", None]
