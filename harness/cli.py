@@ -84,10 +84,10 @@ def cmd_validate(args) -> int:
 
 def cmd_run(args) -> int:
     arches = _arches(args)
-    paths = [Path(p) for p in args.scenarios]
-    files = discover(paths) if paths or not args.ko_dir else []
-    if not files and not args.ko_dir:
-        files = discover([SCENARIOS])
+    if args.scenarios:
+        files = discover([Path(p) for p in args.scenarios])
+    else:   # everything, unless --ko-dir asks for its modules only
+        files = [] if args.ko_dir else discover([SCENARIOS])
     files += external.write_scenarios(args.ko_dir, Path(args.artifacts))
     scenarios = [Scenario.load(path) for path in files]   # all validated before anything boots
     session = Session(_options(args))

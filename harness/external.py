@@ -30,6 +30,8 @@ def write_scenarios(ko_dirs: Sequence[Path], artifacts: Path) -> List[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for ko_dir in ko_dirs:
+        if not Path(ko_dir).is_dir():
+            raise HarnessError(f"--ko-dir {ko_dir}: no such directory")
         kos = sorted(Path(ko_dir).glob("*.ko"))
         if not kos:
             raise HarnessError(f"--ko-dir {ko_dir}: no .ko files there")

@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from harness import image as imagemod, modules
-from harness.errors import RecipeError
+from harness.errors import HarnessError, RecipeError
 from harness.pytest_plugin import selected_arches
 from harness.scenario import Scenario
 from harness.session import Options, Session
@@ -137,3 +137,19 @@ def test_a_distribution_whose_compiler_this_host_lacks_is_refused(request):
     text = str(info.value)
     assert "debian-trixie.yaml" in text and "kernel:" in text
     assert "x86_64-linux-gnu-gcc-14" in text and "install the Debian package gcc-14" in text
+
+
+def test_a_module_built_for_another_kernel_is_refused_naming_both(x86_64, tmp_path):
+    sources = tmp_path / "src"
+    sources.mkdir()
+    shutil.copy(imagemod.PROJECT / "scenarios/modules/klp_cmdline.c", sources / "klp_qa_cmdline.c")
+    bookworm = imagemod.build(IMAGE, "x86_64")
+    ko_dir = tmp_path / "ko"
+    ko_dir.mkdir()
+    shutil.copy(modules.build_set(bookworm, sources, "qa")["klp_qa_cmdline"], ko_dir)
+    assert [i.name for i in modules.prebuilt(bookworm, ko_dir)] == ["klp_qa_cmdline"]
+    other = imagemod.build(imagemod.DEFAULT_IMAGE, "x86_64")
+    with pytest.raises(HarnessError) as info:
+        modules.prebuilt(other, ko_dir)
+    assert f"klp_qa_cmdline.ko: built for kernel {bookworm.kernel_release}, but image " \
+        f"{other.name} (x86_64) runs {other.kernel_release}" in str(info.value)
