@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import List
 
-from . import (accel, arch as archmod, hosttools, image as imagemod, kernelbuild, kselftest,
-               livepatch, modules, runner)
+from . import (accel, arch as archmod, bisect, external, hosttools, image as imagemod,
+               kernelbuild, kselftest, livepatch, modules, runner)
 from .errors import HarnessError, InputError
 from .machine import Machine, MachineConfig
 from .scenario import Scenario, discover
@@ -47,7 +47,7 @@ def _options(args) -> Options:
     """Session options from the flags of _common, _machine_opts and --artifacts."""
     return Options(image=args.image, accel=args.accel, cpus=args.smp, memory_mb=args.memory,
                    mirror=args.mirror, kernel_tree=args.kernel_tree,
-                   artifacts=Path(args.artifacts))
+                   artifacts=Path(args.artifacts), ko_dirs=getattr(args, "ko_dir", []))
 
 
 def cmd_setup(args) -> int:
@@ -84,9 +84,12 @@ def cmd_validate(args) -> int:
 
 def cmd_run(args) -> int:
     arches = _arches(args)
-    scenarios = []
-    for path in discover([Path(p) for p in args.scenarios] or [SCENARIOS]):
-        scenarios.append(Scenario.load(path))   # all validated before anything boots
+    if args.scenarios:
+        files = discover([Path(p) for p in args.scenarios])
+    else:   # everything, unless --ko-dir asks for its modules only
+        files = [] if args.ko_dir else discover([SCENARIOS])
+    files += external.write_scenarios(args.ko_dir, Path(args.artifacts))
+    scenarios = [Scenario.load(path) for path in files]   # all validated before anything boots
     session = Session(_options(args))
 
     def report(outcome) -> None:
@@ -126,6 +129,23 @@ def cmd_kselftest(args) -> int:
     finally:
         session.close()
     return 0 if all_ok else 1
+
+
+def cmd_bisect_run(args) -> int:
+    """One step of `git bisect run`: exit 0 good, 1 bad, 125 skip, 128 abort."""
+    arch = args.arch or imagemod.arches_for(args.image)[0]
+    tree = args.kernel_tree
+    if tree is None and not args.modules:
+        tree = Path.cwd()   # git bisect run runs us at the top of the checkout
+    if args.repeat < 1:
+        print("klp-harness bisect-run: --repeat must be 1 or more", file=sys.stderr)
+        return bisect.ABORT
+    plan = bisect.Plan(
+        scenarios=discover([Path(p) for p in args.scenarios]), arch=arch, image=args.image,
+        kernel_tree=tree, module_dirs=[Path(m).resolve() for m in args.modules],
+        build_dir=args.build_dir, repeat=args.repeat, workdir=args.workdir, accel=args.accel,
+        cpus=args.smp, memory_mb=args.memory, mirror=args.mirror)
+    return bisect.run(plan)
 
 
 def cmd_bench_boot(args) -> int:
@@ -275,6 +295,10 @@ def parser() -> argparse.ArgumentParser:
     _machine_opts(s)
     s.add_argument("--artifacts", default="artifacts",
                    help="where failed scenarios leave logs (default: ./artifacts)")
+    s.add_argument("--ko-dir", action="append", default=[], type=Path, metavar="DIR",
+                   help="livepatch modules built for the image's kernel (.ko files): each "
+                        "runs through scenarios/generic/livepatch-module.yaml (then, without "
+                        "SCENARIO arguments, only those); repeatable")
     s.add_argument("--serial", action="store_true",
                    help="one architecture after the other (default: one thread per arch)")
     s.add_argument("scenarios", nargs="*", help="scenario files or directories "
@@ -289,6 +313,31 @@ def parser() -> argparse.ArgumentParser:
                    help="where the KTAP and each script's output go, under "
                         "kselftest/<arch>/ (default: ./artifacts)")
     s.set_defaults(func=cmd_kselftest)
+
+    s = sub.add_parser("bisect-run", help="one step of `git bisect run`: build, boot, run "
+                                          "scenarios; exit 0 good, 1 bad, 125 skip, 128 abort",
+                       description=bisect.__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("--arch", help="guest architecture (default: the image's first)")
+    s.add_argument("--image", default=imagemod.DEFAULT_IMAGE,
+                   help="image recipe (default: %(default)s)")
+    s.add_argument("--mirror", help="Debian mirror URL (default: this host's apt configuration)")
+    s.add_argument("--kernel-tree", type=Path, metavar="PATH",
+                   help="kernel tree to build (default: the current directory, unless "
+                        "--modules is given: then the image's own kernel)")
+    s.add_argument("--modules", action="append", default=[], metavar="DIR",
+                   help="livepatch module sources (.c) of the checkout; repeatable")
+    s.add_argument("--build-dir", type=Path, metavar="DIR",
+                   help="kernel build dir kept between steps (default: one in the cache per "
+                        "tree and arch)")
+    s.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="run the scenarios N times; any failed run makes the step bad")
+    s.add_argument("--workdir", type=Path, metavar="DIR",
+                   help="where bisect.log and the artifacts of failed runs go (default: "
+                        "in the cache, per checkout and arch)")
+    _machine_opts(s)
+    s.add_argument("scenarios", nargs="+", help="scenario files or directories")
+    s.set_defaults(func=cmd_bisect_run)
 
     bench = sub.add_parser("bench", help="benchmarks that print figures").add_subparsers(
         dest="bench_command", required=True)
@@ -323,12 +372,19 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as e:
+        # A usage error under `git bisect run` must stop the bisection (exit 2 means "bad").
+        if e.code and argv and argv[0] == "bisect-run":
+            return bisect.ABORT
+        raise
     try:
         return args.func(args)
     except HarnessError as e:
         print(f"klp-harness: error: {e}", file=sys.stderr)
-        return 2
+        return bisect.ABORT if args.command == "bisect-run" else 2
     except KeyboardInterrupt:
         return 130
 

@@ -36,6 +36,15 @@ class BuildError(HarnessError):
         self.log_path = log_path
 
 
+class KernelBuildError(BuildError):
+    """The kernel tree does not give a kernel: its config or its compile failed (for
+    `bisect-run`, a commit to skip, unlike trouble on the host)."""
+
+
+class ModuleBuildError(BuildError):
+    """Modules did not compile against the image's kernel."""
+
+
 class BootError(HarnessError):
     """The guest did not reach a boot stage in time, or QEMU died."""
 
@@ -47,6 +56,11 @@ class BootError(HarnessError):
             text += "\n--- last console lines ---\n" + console_excerpt
         super().__init__(text)
         self.console_excerpt = console_excerpt
+
+
+class QemuStartError(BootError):
+    """QEMU itself did not start (bad option, missing firmware): host trouble, not the
+    guest kernel's."""
 
 
 class GuestPanic(BootError):

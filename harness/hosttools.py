@@ -80,6 +80,16 @@ def require(program: str, package: str, why: str = "") -> str:
     return path
 
 
+def apt_candidate(package: str) -> bool:
+    """Whether this host's apt sources offer ``package`` (False if apt-cache is absent)."""
+    try:
+        out = subprocess.run(["apt-cache", "policy", package], capture_output=True, text=True,
+                             check=False).stdout
+    except OSError:
+        return False
+    return "Candidate:" in out and "Candidate: (none)" not in out
+
+
 def install_missing(programs: Dict[str, str], out=sys.stderr) -> List[str]:
     """apt-get install the packages of missing programs; returns the packages installed."""
     packages = sorted(set(missing(programs).values()))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import Dict, List, Optional
 
 from . import arch as archmod
 from . import cache, debian, hosttools, initramfs, kernelbuild, kernelfile, kernelsource
-from .errors import BuildError, RecipeError
+from .errors import BuildError, KernelBuildError, RecipeError
 from .mirror import debian_mirror
 from .yamlsrc import Fields, load
 
@@ -160,9 +161,10 @@ def input_hash(recipe: Recipe, arch: str) -> str:
 
 
 def build(name: str = DEFAULT_IMAGE, arch: str = "x86_64", mirror: Optional[str] = None,
-          kernel_tree: Optional[Path] = None) -> Image:
+          kernel_tree: Optional[Path] = None, build_dir: Optional[Path] = None) -> Image:
     """The image ``name`` for ``arch``, built now if the cache does not have it yet.
-    ``kernel_tree`` replaces the recipe's kernel source with a local tree."""
+    ``kernel_tree`` replaces the recipe's kernel source with a local tree; ``build_dir``
+    is the kernel's build dir instead of the one kept in the cache for that tree."""
     recipe = Recipe.load(recipe_path(name))
     profile = archmod.get(arch)
     if arch not in recipe.arches:
@@ -176,10 +178,11 @@ def build(name: str = DEFAULT_IMAGE, arch: str = "x86_64", mirror: Optional[str]
     for program, package in hosttools.needed_for([arch], recipe.builds_kernel).items():
         hosttools.require(program, package, f"to build and boot {arch} images")
     builder = BUILDERS[recipe.kernel["from"]](recipe, profile, lambda: debian_mirror(mirror),
-                                               kernel_tree)
+                                               kernel_tree, build_dir)
     key = f"{name}-{arch}-{builder.input_hash()}"
     image = Image.from_dir(cache.entry("images", key, builder.run, f"image {name} for {arch}"))
     builder.sync_kbuild()
+    builder.check_host(image)
     return image
 
 
@@ -190,15 +193,19 @@ def recipe_line(recipe: Recipe, key: str) -> Optional[int]:
 class _Build:
     """What every kind of image shares: the userspace, the initramfs and the manifest."""
 
-    def __init__(self, recipe: Recipe, profile: archmod.ArchProfile, mirror, kernel_tree):
+    def __init__(self, recipe: Recipe, profile: archmod.ArchProfile, mirror, kernel_tree,
+                 build_dir: Optional[Path] = None):
         self.recipe, self.profile, self.mirror = recipe, profile, mirror
-        self.kernel_tree = kernel_tree
+        self.kernel_tree, self.build_dir = kernel_tree, build_dir
 
     def input_hash(self) -> str:
         return input_hash(self.recipe, self.profile.name)
 
     def sync_kbuild(self) -> None:
         """Make sure the image's kbuild dir still matches its kernel (see _SourceBuild)."""
+
+    def check_host(self, image: "Image") -> None:
+        """Refuse an image this host cannot build modules for (see _DebianPackageBuild)."""
 
     def initrd(self, out: Path, log: Path, add_modules=None) -> str:
         """Assemble and pack the initramfs; return the guest's SSH host key."""
@@ -214,13 +221,14 @@ class _Build:
             shutil.rmtree(tree)
         return host_key
 
-    def manifest(self, out: Path, release: str, host_key: str, kbuild: Path) -> None:
+    def manifest(self, out: Path, release: str, host_key: str, kbuild: Path,
+                 make_vars: Optional[Dict[str, str]] = None) -> None:
         manifest = {
             "name": self.recipe.name, "arch": self.profile.name, "kernel_release": release,
             "host_key": host_key,
             # Relative when inside the image; a kept kernel build dir is absolute.
             "kbuild_dir": str(kbuild.relative_to(out) if kbuild.is_relative_to(out) else kbuild),
-            "make_vars": {}, "cmdline": self.recipe.cmdline,
+            "make_vars": make_vars or {}, "cmdline": self.recipe.cmdline,
             "selftest_modules": f"source/{self.recipe.selftest_modules}",
         }
         (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -232,19 +240,55 @@ class _DebianPackageBuild(_Build):
     def run(self, out: Path) -> None:
         log = out / "build.log"
         k = self.recipe.kernel
-        pkgs = out / "packages"
-        debian.extract([k["image"], k["headers"], k["source"]], k["suite"],
-                       self.profile.debian_arch, self.mirror(), pkgs, log)
+        pkgs, source_pkg = out / "packages", out / "source-package"
+        debian.extract([k["image"], k["headers"]], k["suite"], self.profile.debian_arch,
+                       self.mirror(), pkgs, log)
         release = _kernel_release(pkgs)
         form = kernelfile.make_bootable(pkgs / "boot" / f"vmlinuz-{release}", out / "kernel")
         cache.progress(f"kernel {release}: {form}")
         shutil.copy(pkgs / "boot" / f"config-{release}", out / "config")
         kbuild = _keep_kbuild(pkgs, out / "kbuild", release)
-        _extract_source(pkgs, out / "source", self.recipe.selftest_paths, kbuild, log)
+        try:
+            compiler = self.module_compiler(kbuild)   # before fetching the big source package
+        except RecipeError:
+            shutil.rmtree(out, ignore_errors=True)    # 0.5 GB of packages, of no use now
+            raise
+        debian.extract([k["source"]], k["suite"], self.profile.debian_arch, self.mirror(),
+                       source_pkg, log)
+        _extract_source(source_pkg, out / "source", self.recipe.selftest_paths, kbuild, log)
         host_key = self.initrd(out, log, lambda rootfs: _add_boot_modules(
             pkgs, rootfs, release, self.recipe.boot_modules))
         shutil.rmtree(pkgs)
-        self.manifest(out, release, host_key, kbuild)
+        shutil.rmtree(source_pkg)
+        # Modules build with the compiler that built the kernel (the headers' Makefile
+        # would take plain `gcc`, whatever its version).
+        self.manifest(out, release, host_key, kbuild, {"CC": compiler})
+
+    def check_host(self, image: "Image") -> None:
+        self.module_compiler(image.kbuild_dir)
+
+    def module_compiler(self, headers: Path) -> str:
+        """The compiler the distribution built its kernel with (CONFIG_CC_VERSION_TEXT):
+        out-of-tree modules must be built with it. Missing on this host: a RecipeError that
+        names it and its package, instead of a module build failing in an obscure way."""
+        config = (headers / ".config").read_text(errors="replace")
+        m = re.search(r'^CONFIG_CC_VERSION_TEXT="(\S+)\s*(.*)"$', config, re.M)
+        if not m:
+            raise BuildError(f"no CONFIG_CC_VERSION_TEXT in {headers / '.config'}: cannot tell "
+                             "which compiler built this kernel")
+        program, version = m.group(1), m.group(2)
+        if shutil.which(program) is None:
+            package = re.sub(r"^[\w-]*-linux-gnu-", "", program)   # ...-gnu-gcc-14: gcc-14
+            offered = hosttools.apt_candidate(package)
+            raise RecipeError(
+                self.recipe.path, recipe_line(self.recipe, "kernel"), "kernel",
+                f"the kernel headers {headers.name} build modules with {program}, the "
+                f"compiler that built this kernel (version {version}); this host has no "
+                f"{program}: install the Debian package {package}"
+                + ("" if offered else f" (this host's apt sources do not offer {package}: "
+                   "use a host of the distribution release that has it)")
+                + "; livepatch modules built by another compiler would not match the kernel")
+        return program
 
 
 def kernel_inputs(name: str, arch: str, mirror: Optional[str] = None,
@@ -261,8 +305,8 @@ def kernel_inputs(name: str, arch: str, mirror: Optional[str] = None,
 class _SourceBuild(_Build):
     """A kernel built from source with our config fragments, in a kept build dir."""
 
-    def __init__(self, *args):
-        super().__init__(*args)
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
         self.fragments = [KCONFIG_DIR / f for f in self.recipe.kernel["config"]]
         self.fragments.append(KCONFIG_DIR / self.profile.kconfig_fragment)
         if self.kernel_tree is not None:
@@ -273,23 +317,26 @@ class _SourceBuild(_Build):
 
     def input_hash(self) -> str:
         kernel = kernelbuild.identity(self.source, self.profile, self.fragments)
-        return cache.InputHash("source-image").text("base", super().input_hash()).text(
-            "kernel", kernel).hexdigest()
+        h = cache.InputHash("source-image").text("base", super().input_hash()).text(
+            "kernel", kernel)
+        if self.build_dir is not None:   # the manifest names it: an image per build dir
+            h.text("build_dir", str(Path(self.build_dir).resolve()))
+        return h.hexdigest()
 
     def sync_kbuild(self) -> None:
         # The kept build dir is shared by every image of this source and arch: after another
         # config or commit was built there, a cached image would hand modules a build dir of
         # another kernel. Its stamp says; make brings it back (incrementally) if needed.
-        kernelbuild.build(self.source, self.profile, self.fragments)
+        kernelbuild.build(self.source, self.profile, self.fragments, self.build_dir)
 
     def run(self, out: Path) -> None:
         log = out / "build.log"
-        kb = kernelbuild.build(self.source, self.profile, self.fragments)
+        kb = kernelbuild.build(self.source, self.profile, self.fragments, self.build_dir)
         shutil.copy(kb.image, out / "kernel")
         shutil.copy(kb.build_dir / ".config", out / "config")
         for rel in self.recipe.selftest_paths:
             if not (self.source.tree / rel).exists():
-                raise BuildError(f"selftest path {rel} is not in the kernel tree "
+                raise KernelBuildError(f"selftest path {rel} is not in the kernel tree "
                                  f"{self.source.tree} (Linux {self.source.version})")
             shutil.copytree(self.source.tree / rel, out / "source" / rel, symlinks=True)
         host_key = self.initrd(out, log)

@@ -25,7 +25,7 @@ from typing import List, Optional, Sequence
 
 from . import arch as archmod
 from . import cache, hosttools
-from .errors import BuildError
+from .errors import KernelBuildError
 from .kernelsource import KernelSource
 
 STAMP = "klp-harness-stamp"
@@ -116,7 +116,7 @@ class _Make:
                     unmet.append(f"{frag}:{n}: {line.strip()} "
                                  f"({self._why_unmet(m.group(1), config)})")
         if unmet:
-            raise BuildError(
+            raise KernelBuildError(
                 f"config fragments for {self.profile.name} not met by Linux "
                 f"{self.source.version}; a dependency of these symbols is missing or the "
                 "symbol does not exist in this tree: add the dependency to the fragment",
@@ -159,7 +159,7 @@ class _Make:
         if counter:
             counter.stop(rc == 0)
         if rc != 0:
-            raise BuildError(f"{what} ({' '.join(cmd)})", self.log, _errors(self.log))
+            raise KernelBuildError(f"{what} ({' '.join(cmd)})", self.log, _errors(self.log))
 
 
 def _errors(log: Path, limit: int = 40) -> str:

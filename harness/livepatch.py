@@ -53,6 +53,12 @@ def read_all(guest: Guest) -> Dict[str, Patch]:
     return patches
 
 
+def snapshot(guest: Guest) -> str:
+    """Every patch's attributes and objects as text (an artifact of a failed test)."""
+    lines = [f"{SYSFS}/{p.name}: {p.attrs} {p.objects}" for p in read_all(guest).values()]
+    return "\n".join(lines) + "\n" if lines else f"(no patches under {SYSFS})\n"
+
+
 def stalled_tasks(guest: Guest, limit: int = 20) -> str:
     """Tasks whose patch_state says they have not switched yet, with their stacks."""
     script = ("n=0; for t in /proc/[0-9]*/task/[0-9]*; do read -r s 2>/dev/null <$t/patch_state || continue; "

@@ -22,7 +22,7 @@ from qemu.qmp.legacy import QEMUMonitorProtocol
 from . import hosttools
 from .arch import ArchProfile
 from .console import Console, connect_unix
-from .errors import BootError, GuestPanic, WaitTimeout
+from .errors import BootError, GuestPanic, QemuStartError, WaitTimeout
 from .guest import Guest
 from .image import Image
 from .sshkey import RunKey
@@ -163,7 +163,7 @@ class Machine:
                 stderr = self.qemu_log.read_text(errors="replace").strip()
                 if "hostfwd" in stderr and attempt < 2:
                     continue
-                raise BootError(f"QEMU exited at start (status {self._proc.returncode}): "
+                raise QemuStartError(f"QEMU exited at start (status {self._proc.returncode}): "
                                 f"{stderr}\ncommand: {' '.join(self.qemu_args())}")
         self.console = Console(sock, self.console_log)
         # QEMU makes the QMP socket only after the console's client connected.

@@ -2,7 +2,9 @@
 
 Two sets: the upstream selftest modules from the image's own kernel source, and ours under
 ``scenarios/modules/``. Each ``.c`` file of a set is one module. Builds are cached by a hash
-of the image and the sources, so an unchanged set is never rebuilt.
+of the image and the sources, so an unchanged set is never rebuilt. More source sets can be
+added (``--modules DIR``), and modules built elsewhere for the image's kernel (``--ko-dir
+DIR``: a distribution's livepatches), which are checked against the kernel's release.
 """
 from __future__ import annotations
 
@@ -10,11 +12,12 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Dict, Iterable, Optional, Set
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Optional, Set
 
 from . import arch as archmod
 from . import cache, hosttools
-from .errors import BuildError, HarnessError
+from .errors import BuildError, HarnessError, ModuleBuildError
 from .image import PROJECT, Image
 
 OUR_MODULES = Path(os.environ.get("KLP_HARNESS_MODULES", PROJECT / "scenarios" / "modules"))
@@ -60,7 +63,7 @@ def _kbuild(image: Image, sources: Path, out: Path) -> None:
         kept = cache.root() / "failed-builds" / out.name
         shutil.rmtree(kept, ignore_errors=True)
         shutil.copytree(out, kept)
-        raise BuildError(f"building modules {', '.join(names)}", kept / "build.log",
+        raise ModuleBuildError(f"building modules {', '.join(names)}", kept / "build.log",
                          "\n".join(errors[:30]))
     # Only the .ko files and the log are worth keeping.
     for path in out.iterdir():
@@ -71,10 +74,51 @@ def _kbuild(image: Image, sources: Path, out: Path) -> None:
                 path.unlink()
 
 
+@dataclass(frozen=True)
+class KoInfo:
+    path: Path
+    name: str           # the module's name (modinfo), what insmod/rmmod and sysfs use
+    release: str        # the kernel release it was built for (first word of vermagic)
+    livepatch: bool     # MODULE_INFO(livepatch, "Y")
+
+
+def describe(ko: Path) -> KoInfo:
+    """What modinfo says about a built module."""
+    modinfo = hosttools.require("modinfo", "kmod", "to read built modules")
+    result = subprocess.run([modinfo, str(ko)], capture_output=True, text=True)
+    fields: Dict[str, str] = {}
+    for line in result.stdout.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() not in fields:
+            fields[key.strip()] = value.strip()
+    if result.returncode != 0 or "vermagic" not in fields:
+        raise HarnessError(f"{ko}: not a kernel module modinfo can read: "
+                           f"{result.stderr.strip() or 'no vermagic'}")
+    name = fields.get("name") or ko.name.split(".ko")[0].replace("-", "_")
+    return KoInfo(ko, name, fields["vermagic"].split()[0], fields.get("livepatch") == "Y")
+
+
+def prebuilt(image: Image, ko_dir: Path) -> List[KoInfo]:
+    """The ``.ko`` files of ``ko_dir``; each must be built for the image's kernel."""
+    if not Path(ko_dir).is_dir():
+        raise HarnessError(f"--ko-dir {ko_dir}: no such directory")
+    found = [describe(ko) for ko in sorted(Path(ko_dir).glob("*.ko"))]
+    if not found:
+        raise HarnessError(f"--ko-dir {ko_dir}: no .ko files there")
+    for info in found:
+        if info.release != image.kernel_release:
+            raise HarnessError(
+                f"{info.path}: built for kernel {info.release}, but image {image.name} "
+                f"({image.arch}) runs {image.kernel_release}: build it against that "
+                "kernel's headers, or choose the image of its kernel")
+    return found
+
+
 class ModuleCatalog:
     """Every module a scenario can name, for one image."""
 
-    def __init__(self, image: Image, extra_sets: Iterable[Path] = ()):
+    def __init__(self, image: Image, extra_sets: Iterable[Path] = (),
+                 ko_dirs: Iterable[Path] = ()):
         self.image = image
         self.modules: Dict[str, Path] = {}
         if image.selftest_modules is not None:
@@ -89,6 +133,12 @@ class ModuleCatalog:
                         raise HarnessError(f"module name {name} is defined twice "
                                            f"({self.modules[name]} and {ko})")
                     self.modules[name] = ko
+        for ko_dir in ko_dirs:
+            for info in prebuilt(image, ko_dir):
+                if info.name in self.modules:
+                    raise HarnessError(f"module name {info.name} is defined twice "
+                                       f"({self.modules[info.name]} and {info.path})")
+                self.modules[info.name] = info.path
 
     def names(self) -> Set[str]:
         return set(self.modules)

@@ -2,9 +2,17 @@
 
 Thin on purpose: everything it does is the plain library's (session.Session) work.
 Each scenario x architecture is one item: ``scenarios/smoke/x.yaml::x[x86_64]``.
+
+Under pytest-xdist (``-n N``) every worker is a process with its own Session (its own
+guests, machine dirs named after the worker); the tests of one architecture go to one
+worker (``--dist loadgroup``, the default with ``-n``, is scheduled by arch), so each
+worker boots one guest.
+Scenario results travel to the controller as report properties (also in the JUnit XML)
+for the summary table.
 """
 from __future__ import annotations
 
+import re
 import sys
 import threading
 from pathlib import Path
@@ -12,8 +20,9 @@ from typing import List
 
 import pytest
 
-from . import arch as archmod, cache, image as imagemod
-from .errors import InputError
+from . import arch as archmod, cache, external, image as imagemod
+from .errors import HarnessError, InputError
+from .runner import Outcome
 from .scenario import Scenario
 from .session import Options, Session, summary
 
@@ -34,6 +43,37 @@ def pytest_addoption(parser):
     g.addoption("--smp", dest="klp_smp", type=int, default=2)
     g.addoption("--klp-artifacts", dest="klp_artifacts", default="artifacts",
                 help="where failed tests leave console/kernel logs and commands")
+    g.addoption("--ko-dir", action="append", dest="klp_ko_dirs", type=Path, default=[],
+                metavar="DIR", help="livepatch modules built for the image's kernel (.ko): "
+                "each is run through scenarios/generic/livepatch-module.yaml; repeatable")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    """With pytest-xdist's -n and no --dist: keep each arch's tests on one worker."""
+    if getattr(config.option, "numprocesses", None) and config.option.dist == "no":
+        config.option.dist = "loadgroup"
+
+
+# The arch in a test id: "name[x86_64]", "test_x[s390x-foo]".
+_ARCH_IN_ID = re.compile(r"\[(?:[^\]]*-)?(" + "|".join(archmod.NAMES) + r")(?:-[^\]]*)?\]$")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadgroup: xdist's scope scheduling with the arch as the scope, so one
+    worker gets all tests of an arch and boots one guest. (xdist's own loadgroup tags test
+    ids with their xdist_group, which pytest 9's read-only ids no longer allow.)"""
+    if config.option.dist != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByArch(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            m = _ARCH_IN_ID.search(nodeid)
+            return m.group(1) if m else nodeid
+
+    return ByArch(config, log)
 
 
 def selected_arches(config) -> List[str]:
@@ -48,7 +88,10 @@ def pytest_configure(config):
     topics = {d.name for d in scenarios.rglob("*") if d.is_dir() and "modules" not in d.parts}
     for topic in sorted(topics):
         config.addinivalue_line("markers", f"{_marker(topic)}: scenarios under a {topic}/ directory")
-    config.stash[_OUTCOMES] = []
+    config.addinivalue_line("markers", "external: livepatch modules given with --ko-dir")
+    results = _Results()
+    config.pluginmanager.register(results, "klp-harness-results")
+    config.stash[_OUTCOMES] = results.outcomes
     cache.progress_sink = lambda line: _show(config, line)
 
 
@@ -71,8 +114,14 @@ def klp_session(config) -> Session:
         config.stash[_SESSION] = Session(Options(
             image=config.getoption("klp_image"), accel=config.getoption("klp_accel"),
             cpus=config.getoption("klp_smp"), kernel_tree=config.getoption("klp_kernel_tree"),
-            artifacts=Path(config.getoption("klp_artifacts"))))
+            artifacts=Path(config.getoption("klp_artifacts")),
+            ko_dirs=config.getoption("klp_ko_dirs"), worker=_worker(config)))
     return config.stash[_SESSION]
+
+
+def _worker(config) -> str:
+    """pytest-xdist's worker id ("gw0", ...) in a worker process, else ""."""
+    return getattr(config, "workerinput", {}).get("workerid", "")
 
 
 def pytest_unconfigure(config):
@@ -123,7 +172,10 @@ class ScenarioItem(pytest.Item):
 
     def runtest(self):
         outcome = klp_session(self.config).run_scenario(self.scenario, self.arch)
-        self.config.stash[_OUTCOMES].append(outcome)
+        # For the summary table, also from xdist workers (see pytest_runtest_logreport).
+        self.user_properties += [("klp_scenario", outcome.scenario), ("klp_arch", outcome.arch),
+                                 ("klp_status", outcome.status),
+                                 ("klp_seconds", f"{outcome.seconds:.1f}")]
         if outcome.status == "skip":
             pytest.skip(outcome.message)
         if outcome.status == "xfail":
@@ -138,6 +190,32 @@ class ScenarioItem(pytest.Item):
 
     def reportinfo(self):
         return self.path, self.scenario.steps[0].line, f"scenario {self.name}"
+
+
+@pytest.hookimpl(tryfirst=True)   # before -k/-m deselect: they apply to these items too
+def pytest_collection_modifyitems(session, config, items):
+    ko_dirs = config.getoption("klp_ko_dirs")
+    if ko_dirs:
+        try:
+            paths = external.write_scenarios(ko_dirs, Path(config.getoption("klp_artifacts")))
+        except HarnessError as e:
+            raise pytest.UsageError(str(e)) from None
+        for path in paths:
+            items.extend(ScenarioFile.from_parent(session, path=path).collect())
+
+
+class _Results:
+    """Collects scenario outcomes from test reports: this process's, or the workers'."""
+
+    def __init__(self):
+        self.outcomes: List[Outcome] = []
+
+    def pytest_runtest_logreport(self, report):
+        props = dict(report.user_properties)
+        if report.when == "call" and "klp_status" in props:
+            self.outcomes.append(Outcome(props["klp_scenario"], props["klp_arch"],
+                                         props["klp_status"],
+                                         seconds=float(props["klp_seconds"])))
 
 
 def pytest_terminal_summary(terminalreporter):

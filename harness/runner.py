@@ -56,6 +56,7 @@ class Outcome:
     seconds: float = 0.0
     kmsg: str = ""
     cleanup: List[str] = field(default_factory=list)
+    sysfs: str = ""              # livepatch sysfs when a step failed, before clean-up
 
 
 def prepare(guest: Guest, programs: Optional[Dict[str, Path]] = None) -> None:
@@ -152,6 +153,8 @@ class Runner:
             if not (self.guest.machine.console and self.guest.machine.console.panic):
                 try:
                     outcome.kmsg = kmsg.text(self.guest.kmsg_since(begin))
+                    if outcome.status == "fail":
+                        outcome.sysfs = livepatch.snapshot(self.guest)
                     outcome.cleanup = self._cleanup()
                     if outcome.status != "skip":
                         self._leak_check(scenario, outcome)

@@ -114,14 +114,14 @@ class Fields:
         value = self.get(key, dict, default)
         return Fields(value if value is not None else Node(), self.path, self._name(key), self.error)
 
-    def strings(self, key: str, default: Any = ...) -> List[str]:
+    def strings(self, key: str, default: Any = ...) -> Optional[List[str]]:
         value = self.get(key, list, default)
         for i, item in enumerate(value or []):
             if not isinstance(item, str):
                 lines = getattr(value, "item_lines", [])
                 raise self.error(self.path, lines[i] if i < len(lines) else self.line(key),
                                  f"{self._name(key)}[{i}]", f"expected a string, got {item!r}")
-        return None if value is None else list(value)
+        return None if value is None else list(value)   # default None: absent
 
 
 def _tuple(types) -> tuple:

@@ -69,8 +69,14 @@ def test_a_broken_expectation_fails_naming_the_step_and_cleans_up(klp_harness_se
     assert "test_klp_livepatch" not in livepatch.loaded_modules(guest)
     # ... and the evidence was kept.
     artifacts = klp_harness_session.options.artifacts / "failed" / f"broken[{klp_arch}]"
-    for name in ("failure.txt", "kmsg.txt", "console.log", "commands.txt", "sysfs.txt"):
+    for name in ("failure.txt", "kmsg.txt", "console.log", "commands.txt",
+                 "sysfs-at-failure.txt", "sysfs-after-cleanup.txt"):
         assert (artifacts / name).stat().st_size > 0, name
+    # The snapshot at the failure shows the patch the failing step looked at; after the
+    # clean-up it is gone.
+    assert "test_klp_livepatch: {" in (artifacts / "sysfs-at-failure.txt").read_text()
+    assert "'enabled': '1'" in (artifacts / "sysfs-at-failure.txt").read_text()
+    assert "no patches" in (artifacts / "sysfs-after-cleanup.txt").read_text()
     assert "insmod test_modules/test_klp_livepatch.ko" in (artifacts / "commands.txt").read_text()
 
 

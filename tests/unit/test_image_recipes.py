@@ -66,3 +66,31 @@ def test_a_field_of_another_kernel_kind_is_refused(tmp_path):
 def test_a_kernel_tree_needs_an_image_built_from_source():
     with pytest.raises(RecipeError, match="--kernel-tree needs an image built from source"):
         image.build("debian-bookworm", "x86_64", kernel_tree=image.PROJECT)
+
+
+def _headers(tmp_path, compiler):
+    headers = tmp_path / "linux-headers-6.99.0-1-amd64"
+    headers.mkdir()
+    (headers / ".config").write_text(f'CONFIG_CC_VERSION_TEXT="{compiler} (Debian 99.1.0-1) 99.1.0"\n')
+    return headers
+
+
+def _package_build(name):
+    recipe = image.Recipe.load(image.recipe_path(name))
+    return image.BUILDERS[recipe.kernel["from"]](recipe, arch.get("x86_64"), lambda: None, None)
+
+
+def test_distribution_headers_name_the_compiler_modules_are_built_with(tmp_path):
+    assert _package_build("debian-bookworm").module_compiler(_headers(tmp_path, "gcc")) == "gcc"
+
+
+def test_headers_whose_compiler_is_missing_are_refused_naming_it(tmp_path):
+    with pytest.raises(RecipeError) as info:
+        _package_build("debian-trixie").module_compiler(
+            _headers(tmp_path, "x86_64-linux-gnu-gcc-99"))
+    text = str(info.value)
+    assert "debian-trixie.yaml:" in text and ": kernel:" in text
+    assert "build modules with x86_64-linux-gnu-gcc-99, the compiler that built this kernel " \
+        "(version (Debian 99.1.0-1) 99.1.0)" in text
+    assert "install the Debian package gcc-99" in text
+    assert "this host's apt sources do not offer gcc-99" in text

@@ -196,3 +196,11 @@ def test_a_known_failure_needs_a_reason_and_turns_fail_into_xfail(tmp_path):
     assert known_failure(sc, Outcome("x", "x86_64", "fail", "step 4")).status == "fail"
     stale = known_failure(sc, Outcome("x", "s390x", "pass"))
     assert stale.status == "fail" and "remove the declaration" in stale.message
+
+
+def test_a_log_check_without_a_transcript_checks_only_what_it_names(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("steps:\n  - log:\n      contains: [enabling patch]\n      absent: [setup 2]\n")
+    log = Scenario.load(path).steps[0].log
+    assert log.transcript is None          # not an empty transcript, which nothing matches
+    assert log.contains == ["enabling patch"] and log.absent == ["setup 2"]

@@ -1,0 +1,37 @@
+"""pytest -n 2 (pytest-xdist): one worker per arch, one guest per worker, no collisions
+(ports, sockets, machine dirs), JUnit and the summary table from the controller."""
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from harness import image as imagemod
+from harness.pytest_plugin import selected_arches
+
+pytestmark = pytest.mark.vm
+
+
+def test_two_workers_each_boot_one_arch(request, tmp_path):
+    arches = selected_arches(request.config)[:2]
+    if len(arches) < 2:
+        pytest.skip("needs two architectures selected")
+    junit, artifacts = tmp_path / "junit.xml", tmp_path / "artifacts"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n", "2",
+         *(f"--arch={a}" for a in arches), "--accel", request.config.getoption("klp_accel"),
+         "--klp-artifacts", str(artifacts), f"--junitxml={junit}",
+         "scenarios/smoke", "scenarios/parity/livepatch/basic-function-patching.yaml"],
+        cwd=imagemod.PROJECT, capture_output=True, text=True, timeout=1200,
+        env=dict(os.environ, PYTHONPATH=str(imagemod.PROJECT)))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    booted = {w.name: sorted(m.name for m in w.iterdir())
+              for w in (artifacts / "machines").iterdir()}
+    assert sorted(booted) == ["gw0", "gw1"], booted
+    assert sorted(m for ms in booted.values() for m in ms) == sorted(f"{a}-1" for a in arches)
+    cases = list(ET.parse(junit).iter("testcase"))
+    assert len(cases) == 4 and not any(len(c.findall("failure")) for c in cases)
+    table = result.stdout[result.stdout.index("klp-harness scenarios"):].splitlines()
+    assert table[1].split()[0] == "scenario" and sorted(table[1].split()[1:]) == sorted(arches)
+    assert "4 passed, 0 failed, 0 skipped" in result.stdout

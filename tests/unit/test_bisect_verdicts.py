@@ -1,0 +1,55 @@
+"""bisect-run's verdicts for the host's trouble: abort (128), never skip or bad. The host is
+faked here (no QEMU binary, a full disk); the commit's own verdicts run on real guests in
+tests/integration/test_bisect.py."""
+import collections
+import dataclasses
+import io
+
+import pytest
+
+from harness import arch as archmod, bisect, cli
+
+
+@pytest.fixture
+def plan(tmp_path):
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("steps:\n  - load: klp_cmdline\n  - unload: klp_cmdline\n")
+    return bisect.Plan(scenarios=[scenario], arch="x86_64", module_dirs=[tmp_path],
+                       workdir=tmp_path / "work")
+
+
+def _run(plan):
+    out = io.StringIO()
+    code = bisect.run(plan, out)
+    return code, out.getvalue(), (plan.workdir / "bisect.log").read_text()
+
+
+def test_a_missing_qemu_aborts_naming_the_package(plan, monkeypatch):
+    real = archmod.get
+    monkeypatch.setattr(archmod, "get", lambda name: dataclasses.replace(
+        real(name), qemu_binary="klp-harness-no-such-qemu"))
+    code, out, log = _run(plan)
+    assert code == bisect.ABORT == 128
+    assert "abort (128)" in log and "klp-harness-no-such-qemu" in log
+    assert "qemu-system-x86" in out    # the Debian package to install
+
+
+def test_a_full_disk_aborts(plan, monkeypatch):
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(bisect.shutil, "disk_usage", lambda path: usage(10, 10, 100 * 2 ** 20))
+    code, out, log = _run(plan)
+    assert code == bisect.ABORT
+    assert "disk full: 0.1 GiB free" in log
+
+
+def test_a_scenario_that_does_not_load_aborts(plan):
+    plan.scenarios[0].write_text("steps: []\n")
+    code, _, log = _run(plan)
+    assert code == bisect.ABORT and "s.yaml" in log and "at least one step" in log
+
+
+def test_a_usage_error_aborts_rather_than_meaning_bad(tmp_path, monkeypatch):
+    monkeypatch.setenv("KLP_HARNESS_CACHE", str(tmp_path))   # the default work dir is there
+    assert cli.main(["bisect-run", "--no-such-option", "x.yaml"]) == bisect.ABORT
+    assert cli.main(["bisect-run", "--repeat", "0", "x.yaml"]) == bisect.ABORT
+    assert cli.main(["bisect-run", "--arch", "sparc", "x.yaml"]) == bisect.ABORT

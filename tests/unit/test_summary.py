@@ -1,0 +1,30 @@
+"""The summary table at the end of a run: scenario x arch, result and time."""
+from harness.runner import Outcome
+from harness.session import summary
+
+
+def test_one_row_per_scenario_one_column_per_arch():
+    table = summary([Outcome("parity/a", "x86_64", "pass", seconds=1.23),
+                     Outcome("parity/a", "s390x", "fail", seconds=12.3),
+                     Outcome("smoke/b", "x86_64", "skip", "no such attribute"),
+                     Outcome("smoke/b", "s390x", "xfail", seconds=2.0)]).splitlines()
+    assert table[0].split() == ["scenario", "x86_64", "s390x"]
+    assert table[1].split() == ["parity/a", "pass", "1.2s", "fail", "12.3s"]
+    assert table[2].split() == ["smoke/b", "skip", "0.0s", "xfail", "2.0s"]
+    assert table[3] == ("1 passed, 1 failed, 1 skipped, 1 expected failures (known kernel "
+                        "failures, negative controls caught)")
+
+
+def test_a_scenario_not_run_on_an_arch_shows_a_dash():
+    table = summary([Outcome("a", "x86_64", "pass"), Outcome("b", "s390x", "pass")])
+    assert table.splitlines()[1].split() == ["a", "pass", "0.0s", "-"]
+
+
+def test_xdist_schedules_by_the_arch_in_a_test_id():
+    from harness.pytest_plugin import _ARCH_IN_ID
+    scope = {nodeid: (m.group(1) if (m := _ARCH_IN_ID.search(nodeid)) else None) for nodeid in (
+        "scenarios/smoke/klp-cmdline.yaml::klp-cmdline[s390x]",
+        "tests/integration/test_failures.py::test_panic[x86_64]",
+        "tests/integration/test_x.py::test_y[ppc64le-big]",
+        "tests/unit/test_summary.py::test_one_row_per_scenario_one_column_per_arch")}
+    assert list(scope.values()) == ["s390x", "x86_64", "ppc64le", None]
