@@ -5,8 +5,8 @@ Each scenario x architecture is one item: ``scenarios/smoke/x.yaml::x[x86_64]``.
 
 Under pytest-xdist (``-n N``) every worker is a process with its own Session (its own
 guests, machine dirs named after the worker); the tests of one architecture go to one
-worker (``--dist loadgroup``, the default with ``-n``, is scheduled by arch), so each
-worker boots one guest.
+worker (xdist's "load", the default with ``-n``, and "loadgroup" are scheduled by arch),
+so each worker boots one guest.
 Scenario results travel to the controller as report properties (also in the JUnit XML)
 for the summary table.
 """
@@ -48,23 +48,18 @@ def pytest_addoption(parser):
                 "each is run through scenarios/generic/livepatch-module.yaml; repeatable")
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_cmdline_main(config):
-    """With pytest-xdist's -n and no --dist: keep each arch's tests on one worker."""
-    if getattr(config.option, "numprocesses", None) and config.option.dist == "no":
-        config.option.dist = "loadgroup"
-
-
 # The arch in a test id: "name[x86_64]", "test_x[s390x-foo]".
 _ARCH_IN_ID = re.compile(r"\[(?:[^\]]*-)?(" + "|".join(archmod.NAMES) + r")(?:-[^\]]*)?\]$")
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """--dist loadgroup: xdist's scope scheduling with the arch as the scope, so one
-    worker gets all tests of an arch and boots one guest. (xdist's own loadgroup tags test
-    ids with their xdist_group, which pytest 9's read-only ids no longer allow.)"""
-    if config.option.dist != "loadgroup":
+    """-n N (xdist's default "load") or --dist loadgroup: xdist's scope scheduling with
+    the arch as the scope, so one worker gets all tests of an arch and boots one guest.
+    (xdist's own loadgroup tags test ids with their xdist_group, which pytest 9's read-only
+    ids no longer allow.) Other --dist modes stay xdist's. Decided here, not by changing
+    --dist: xdist turns -n's "no" into "load" before an in-tree conftest could."""
+    if config.option.dist not in ("load", "loadgroup"):
         return None
     from xdist.scheduler import LoadScopeScheduling
 
