@@ -238,9 +238,8 @@ def cmd_bench_shadow(args) -> int:
                 failed += 1
                 continue
             for name in ("klp_sessions", "klp_sessions_v1"):
-                remote = f"{runner.WORKDIR}/test_modules/{name}.ko"
-                guest.push(st.catalog.path(name), remote)
-                livepatch.load(guest, remote)
+                remote = runner.push_module(guest, st.catalog, name)
+                livepatch.load(guest, f"{runner.WORKDIR}/{remote}")
             livepatch.wait_transition(guest, "klp_sessions_v1", runner.STEP_TIMEOUT)
             for live in (0, args.count):
                 guest.run(f"echo create {live} > /proc/klp_sessions; "
@@ -256,8 +255,7 @@ def cmd_bench_shadow(args) -> int:
                     failed += 1
                 print(f"{a}  {live}  {statistics.median(walks) / 1000:.0f}  "
                       f"{statistics.median(reads) * 1000:.1f}", flush=True)
-            livepatch.set_enabled(guest, "klp_sessions_v1", False)
-            livepatch.wait_gone(guest, "klp_sessions_v1", runner.STEP_TIMEOUT)
+            livepatch.cleanup(guest, runner.STEP_TIMEOUT)
             livepatch.unload_modules(guest, ["klp_sessions_v1", "klp_sessions"])
     finally:
         session.close()

@@ -72,6 +72,14 @@ def prepare(guest: Guest, programs: Optional[Dict[str, Path]] = None) -> None:
               f"[ -w {FTRACE_ENABLED} ] && echo 1 > {FTRACE_ENABLED}; true")
 
 
+def push_module(guest: Guest, catalog: ModuleCatalog, name: str) -> str:
+    """Copy a module of ``catalog`` to the guest's WORKDIR/test_modules/; return its path
+    relative to WORKDIR (as upstream's "% insmod test_modules/x.ko" lines name it)."""
+    remote = f"test_modules/{name}.ko"
+    guest.push(catalog.path(name), f"{WORKDIR}/{remote}")
+    return remote
+
+
 def known_failure(scenario: Scenario, outcome: Outcome) -> Outcome:
     """A failure the scenario declares known on this arch is 'xfail' (still reported, with
     the step that failed); a pass there is a 'fail': the declaration is out of date."""
@@ -352,7 +360,7 @@ class Runner:
             return
         problems = []
         for shadow_id, extra in over.items():
-            allowed = self._shadow_start.of(shadow_id) + scenario.shadow_baseline.get(shadow_id, 0)
+            allowed = end.of(shadow_id) - extra   # at the start, plus the baseline
             objects = self.counter.objects(shadow_id, 3)
             problems.append(f"shadow id {shadow_id:#x}: {end.of(shadow_id)} live after the "
                             f"scenario and its clean-up, {allowed} expected"
@@ -382,9 +390,7 @@ class Runner:
     def _push(self, module: str) -> str:
         """Copy the module to the guest once per boot; its path relative to WORKDIR."""
         if module not in self._pushed:
-            remote = f"test_modules/{module}.ko"
-            self.guest.push(self.catalog.path(module), f"{WORKDIR}/{remote}")
-            self._pushed[module] = remote
+            self._pushed[module] = push_module(self.guest, self.catalog, module)
         return self._pushed[module]
 
     def _cleanup(self) -> List[str]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Union
 
-from . import modules
+from . import livepatch, modules
 from .errors import HarnessError
 from .guest import Guest
 from .image import PROJECT, Image
@@ -90,8 +90,9 @@ class ShadowCounter:
             raise CounterUnavailable("/proc/kallsyms hides addresses (kptr_restrict)")
         remote = f"/root/{MODULE}.ko"
         guest.push(module, remote)
-        result = guest.run(f"/sbin/insmod {remote} hash_addr=0x{addresses['klp_shadow_hash']} "
-                           f"lock_addr=0x{addresses['klp_shadow_lock']}")
+        result = livepatch.load(guest, remote, {"hash_addr": f"0x{addresses['klp_shadow_hash']}",
+                                                "lock_addr": f"0x{addresses['klp_shadow_lock']}"},
+                                check=False, kmod=True)
         if not result.ok:
             why = guest.run(f"dmesg | grep {MODULE}: | tail -n 1").stdout.strip()
             raise CounterUnavailable(f"{MODULE} did not load: "

@@ -14,9 +14,7 @@ def arch_state(klp_harness_session, klp_arch, klp_guest):
 
 
 def _load(guest, catalog, name):
-    remote = f"{runner.WORKDIR}/test_modules/{name}.ko"
-    guest.push(catalog.path(name), remote)
-    livepatch.load(guest, remote)
+    livepatch.load(guest, f"{runner.WORKDIR}/{runner.push_module(guest, catalog, name)}")
 
 
 def test_the_counter_is_exact_with_thousands_of_live_variables(arch_state, klp_guest,
@@ -35,8 +33,7 @@ def test_the_counter_is_exact_with_thousands_of_live_variables(arch_state, klp_g
         listed = counter.objects(SESSION, limit=5000)
         assert len(listed) == 3000 - 1234 and len(set(listed)) == len(listed)
     finally:
-        livepatch.set_enabled(klp_guest, "klp_sessions_v1", False, check=False)
-        livepatch.wait_gone(klp_guest, "klp_sessions_v1", runner.STEP_TIMEOUT)
+        livepatch.cleanup(klp_guest, runner.STEP_TIMEOUT)
         livepatch.unload_modules(klp_guest, ["klp_sessions_v1", "klp_sessions"])
     assert counter.read().minus(start).total == 0
 
@@ -50,8 +47,9 @@ def test_a_table_that_is_not_the_kernels_is_refused_with_the_reason(arch_state, 
     klp_guest.run(f"rmmod {shadow.MODULE}")
     try:
         remote = f"/root/{shadow.MODULE}.ko"
-        result = klp_guest.run(f"/sbin/insmod {remote} hash_addr=0x{found} lock_addr=0x{found}",
-                               check=False)
+        result = livepatch.load(klp_guest, remote, {"hash_addr": f"0x{found}",
+                                                    "lock_addr": f"0x{found}"},
+                                check=False, kmod=True)
         assert not result.ok
         why = klp_guest.run(f"dmesg | grep '{shadow.MODULE}: this kernel' | tail -n 1").stdout
         assert "shadow variable table is not the one this counter knows" in why
