@@ -2,16 +2,16 @@
 (a distribution's livepatches), each run through the generic scenario.
 
 The generic scenario (``scenarios/generic/livepatch-module.yaml``) is a normal scenario
-written for our sample livepatch; for each livepatch module of the directory a copy names
-that module instead and runs through the Runner like any other scenario, with the checks the
-Runner makes of every scenario (no kernel splat; leaks it can count). The copies are
-written under ``<artifacts>/scenarios/external/`` so their ids read ``external/<module>``
-and a failure points at a file that exists.
+whose module is its variable ``module`` (our sample livepatch as written); for each
+livepatch module of the directory a scenario that ``extends`` it with that module's name
+runs through the Runner like any other, with the checks the Runner makes of every scenario
+(no kernel splat; leaks it can count). Those files are written under
+``<artifacts>/scenarios/external/`` so their ids read ``external/<module>``.
 """
 from __future__ import annotations
 
+import json
 import os
-import re
 from pathlib import Path
 from typing import List, Sequence
 
@@ -20,12 +20,10 @@ from .errors import HarnessError
 from .image import PROJECT
 
 GENERIC = PROJECT / "scenarios" / "generic" / "livepatch-module.yaml"
-SAMPLE = "klp_cmdline"      # the module the generic scenario is written for
 
 
 def write_scenarios(ko_dirs: Sequence[Path], artifacts: Path) -> List[Path]:
     """One scenario file per livepatch module in ``ko_dirs``; their paths."""
-    template = GENERIC.read_text()
     out = Path(artifacts) / "scenarios" / "external"
     out.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -42,7 +40,10 @@ def write_scenarios(ko_dirs: Sequence[Path], artifacts: Path) -> List[Path]:
         for info in patches:
             path = out / f"{info.name}.yaml"
             tmp = path.with_name(f".{path.name}.{os.getpid()}")   # xdist workers write too
-            tmp.write_text(re.sub(rf"\b{SAMPLE}\b", info.name, template))
+            check = f"the generic livepatch check of {info.path}"
+            tmp.write_text(f"description: {json.dumps(check)}\n"
+                           f"extends: {json.dumps(str(GENERIC))}\n"
+                           f"vars: {{module: {json.dumps(info.name)}}}\n")
             tmp.replace(path)
             paths.append(path)
     return paths
