@@ -53,9 +53,7 @@ def probe(profile: ArchProfile, image: Image) -> Tuple[bool, str]:
         finally:
             machine.shutdown()
     verdict_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = verdict_file.with_name(f".{verdict_file.name}.{os.getpid()}")
-    tmp.write_text(json.dumps({"works": works, "detail": detail}))
-    tmp.replace(verdict_file)   # whole or absent for a parallel reader (pytest -n)
+    cache.write_whole(verdict_file, json.dumps({"works": works, "detail": detail}))
     return works, detail
 
 

@@ -65,6 +65,14 @@ def progress(message: str) -> None:
     progress_sink(f"klp-harness: {message}")
 
 
+def write_whole(path: Path, text: str) -> None:
+    """Write ``path`` through a private temporary file, so that a parallel reader (another
+    pytest -n worker) sees it whole or not at all."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 @contextlib.contextmanager
 def locked(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)

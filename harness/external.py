@@ -11,11 +11,10 @@ runs through the Runner like any other, with the checks the Runner makes of ever
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import List, Sequence
 
-from . import modules
+from . import cache, modules
 from .errors import HarnessError
 from .image import PROJECT
 
@@ -28,22 +27,16 @@ def write_scenarios(ko_dirs: Sequence[Path], artifacts: Path) -> List[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for ko_dir in ko_dirs:
-        if not Path(ko_dir).is_dir():
-            raise HarnessError(f"--ko-dir {ko_dir}: no such directory")
-        kos = sorted(Path(ko_dir).glob("*.ko"))
-        if not kos:
-            raise HarnessError(f"--ko-dir {ko_dir}: no .ko files there")
-        patches = [info for info in map(modules.describe, kos) if info.livepatch]
+        kos = modules.ko_files(ko_dir)
+        patches = [info for info in kos if info.livepatch]
         if not patches:
             raise HarnessError(f"--ko-dir {ko_dir}: none of its {len(kos)} .ko files is a "
                                "livepatch (modinfo shows no livepatch: Y)")
         for info in patches:
             path = out / f"{info.name}.yaml"
-            tmp = path.with_name(f".{path.name}.{os.getpid()}")   # xdist workers write too
             check = f"the generic livepatch check of {info.path}"
-            tmp.write_text(f"description: {json.dumps(check)}\n"
-                           f"extends: {json.dumps(str(GENERIC))}\n"
-                           f"vars: {{module: {json.dumps(info.name)}}}\n")
-            tmp.replace(path)
+            cache.write_whole(path, f"description: {json.dumps(check)}\n"   # xdist workers too
+                                    f"extends: {json.dumps(str(GENERIC))}\n"
+                                    f"vars: {{module: {json.dumps(info.name)}}}\n")
             paths.append(path)
     return paths

@@ -337,7 +337,7 @@ class _SourceBuild(_Build):
         for rel in self.recipe.selftest_paths:
             if not (self.source.tree / rel).exists():
                 raise KernelBuildError(f"selftest path {rel} is not in the kernel tree "
-                                 f"{self.source.tree} (Linux {self.source.version})")
+                                       f"{self.source.tree} (Linux {self.source.version})")
             shutil.copytree(self.source.tree / rel, out / "source" / rel, symlinks=True)
         host_key = self.initrd(out, log)
         self.manifest(out, kb.release, host_key, kb.build_dir)
@@ -405,7 +405,7 @@ def _add_boot_modules(pkgs: Path, rootfs: Path, release: str, names: List[str]) 
     for line in (moddir / "modules.dep").read_text().splitlines():
         path, _, rest = line.partition(":")
         deps[path] = rest.split()
-        by_name[_module_name(path)] = path
+        by_name[module_name(path)] = path
     wanted, todo = set(), []
     for name in names:
         key = name.replace("-", "_")
@@ -428,6 +428,7 @@ def _add_boot_modules(pkgs: Path, rootfs: Path, release: str, names: List[str]) 
     subprocess.run(["depmod", "-b", str(rootfs), release], check=True)
 
 
-def _module_name(path: str) -> str:
+def module_name(path: str) -> str:
+    """The name a module file loads as: "test-klp.ko.xz" -> "test_klp"."""
     base = os.path.basename(path)
     return base.split(".ko")[0].replace("-", "_")

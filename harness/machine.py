@@ -164,7 +164,7 @@ class Machine:
                 if "hostfwd" in stderr and attempt < 2:
                     continue
                 raise QemuStartError(f"QEMU exited at start (status {self._proc.returncode}): "
-                                f"{stderr}\ncommand: {' '.join(self.qemu_args())}")
+                                     f"{stderr}\ncommand: {' '.join(self.qemu_args())}")
         self.console = Console(sock, self.console_log)
         # QEMU makes the QMP socket only after the console's client connected.
         connect_unix(self._sockdir / "qmp", self.timeout("qemu"), self.alive).close()

@@ -18,7 +18,7 @@ from typing import Dict, Iterable, List, Optional, Set
 from . import arch as archmod
 from . import cache, hosttools
 from .errors import BuildError, HarnessError, ModuleBuildError
-from .image import PROJECT, Image
+from .image import PROJECT, Image, module_name
 
 OUR_MODULES = Path(os.environ.get("KLP_HARNESS_MODULES", PROJECT / "scenarios" / "modules"))
 # Copies of test modules that newer kernels' selftests have: the image's own copy wins.
@@ -64,7 +64,7 @@ def _kbuild(image: Image, sources: Path, out: Path) -> None:
         shutil.rmtree(kept, ignore_errors=True)
         shutil.copytree(out, kept)
         raise ModuleBuildError(f"building modules {', '.join(names)}", kept / "build.log",
-                         "\n".join(errors[:30]))
+                               "\n".join(errors[:30]))
     # Only the .ko files and the log are worth keeping.
     for path in out.iterdir():
         if path.suffix not in (".ko", ".c", ".h") and path.name not in ("build.log", "Kbuild"):
@@ -94,17 +94,23 @@ def describe(ko: Path) -> KoInfo:
     if result.returncode != 0 or "vermagic" not in fields:
         raise HarnessError(f"{ko}: not a kernel module modinfo can read: "
                            f"{result.stderr.strip() or 'no vermagic'}")
-    name = fields.get("name") or ko.name.split(".ko")[0].replace("-", "_")
+    name = fields.get("name") or module_name(ko.name)
     return KoInfo(ko, name, fields["vermagic"].split()[0], fields.get("livepatch") == "Y")
 
 
-def prebuilt(image: Image, ko_dir: Path) -> List[KoInfo]:
-    """The ``.ko`` files of ``ko_dir``; each must be built for the image's kernel."""
+def ko_files(ko_dir: Path) -> List[KoInfo]:
+    """The ``.ko`` files of ``ko_dir`` (given with --ko-dir), as modinfo describes them."""
     if not Path(ko_dir).is_dir():
         raise HarnessError(f"--ko-dir {ko_dir}: no such directory")
     found = [describe(ko) for ko in sorted(Path(ko_dir).glob("*.ko"))]
     if not found:
         raise HarnessError(f"--ko-dir {ko_dir}: no .ko files there")
+    return found
+
+
+def prebuilt(image: Image, ko_dir: Path) -> List[KoInfo]:
+    """The ``.ko`` files of ``ko_dir``; each must be built for the image's kernel."""
+    found = ko_files(ko_dir)
     for info in found:
         if info.release != image.kernel_release:
             raise HarnessError(
