@@ -163,9 +163,9 @@ class _Make:
 
 
 def _jobs() -> str:
-    """As many jobs as CPUs, not one more: on this 2-CPU machine kind a third job made a
-    cold x86_64 build slower (-j3: 361 s wall, 640 s of CPU; -j2: 268 s, 470 s), each
-    compiler running slower beside the others."""
+    """As many jobs as CPUs. One more was tried on this 2-CPU machine kind and showed no
+    gain that stood out from the host's own swings (the same -j2 build took 268 s at one
+    hour and 385 s at another)."""
     return f"-j{os.cpu_count() or 1}"
 
 
