@@ -18,10 +18,14 @@ from typing import TYPE_CHECKING, List, Optional, Union
 import paramiko
 
 from . import kmsg
+from .console import connect_unix
 from .errors import GuestCommandError, WaitTimeout
 
 if TYPE_CHECKING:
     from .machine import Machine
+
+# The name the guest's host key is filed under: there is no address, only a serial port.
+GUEST_HOST = "klp-guest"
 
 
 @dataclass
@@ -48,31 +52,32 @@ class Guest:
 
     @classmethod
     def connect(cls, machine: "Machine", timeout: float) -> "Guest":
-        """Connect once sshd answers; the host key must be the one the image was built with."""
+        """SSH over the guest's virtio serial port; the host key must be the image's.
+
+        The port is one byte stream with one sshd behind it, so there is one attempt, with
+        the whole timeout: what the host sends waits in the port until the guest opens it,
+        and the guest's sshd speaks first (its banner) once it runs.
+        """
         deadline = time.monotonic() + timeout
-        last_error = "no attempt"
-        attempt = 0
-        while time.monotonic() < deadline:
-            attempt += 1
+        machine.check_alive()
+        awaited = f"SSH over the guest's virtio serial port ({machine.ssh_socket}) to answer"
+        sock = connect_unix(machine.ssh_socket, timeout, machine.alive)
+        client = paramiko.SSHClient()
+        keytype, keydata = machine.image.host_key.split()[:2]
+        client.get_host_keys().add(GUEST_HOST, keytype,
+                                   paramiko.PKey.from_type_string(keytype, base64.b64decode(keydata)))
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        try:
+            client.connect(GUEST_HOST, username="root", sock=sock, pkey=machine.key.private,
+                           look_for_keys=False, allow_agent=False,
+                           banner_timeout=timeout, auth_timeout=timeout)
+            guest = cls(machine, client)
+            guest.run("true", timeout=max(deadline - time.monotonic(), 1.0))
+            return guest
+        except (paramiko.SSHException, OSError, EOFError) as e:
+            client.close()
             machine.check_alive()
-            client = paramiko.SSHClient()
-            keytype, keydata = machine.image.host_key.split()[:2]
-            client.get_host_keys().add(f"[127.0.0.1]:{machine.ssh_port}", keytype,
-                                       paramiko.PKey.from_type_string(keytype, base64.b64decode(keydata)))
-            client.set_missing_host_key_policy(paramiko.RejectPolicy())
-            try:
-                client.connect("127.0.0.1", port=machine.ssh_port, username="root",
-                               pkey=machine.key.private, look_for_keys=False, allow_agent=False,
-                               # A lost first SYN costs a whole banner wait: start short.
-                               timeout=5, banner_timeout=min(5, attempt), auth_timeout=10)
-                guest = cls(machine, client)
-                guest.run("true", timeout=timeout)
-                return guest
-            except (paramiko.SSHException, OSError, EOFError) as e:
-                last_error = f"{type(e).__name__}: {e}"
-                client.close()
-                time.sleep(0.1)  # slirp accepts before the guest listens: retry soon
-        raise WaitTimeout(f"SSH on 127.0.0.1:{machine.ssh_port} to answer", timeout, last_error)
+            raise WaitTimeout(awaited, timeout, f"{type(e).__name__}: {e}") from None
 
     # -- commands -------------------------------------------------------------------------
 
@@ -80,7 +85,7 @@ class Guest:
         """Run ``command`` with sh in the guest; the result is recorded in ``history``.
 
         Commands go to one long-lived shell: a new SSH session per command costs 0.15-0.25 s
-        under emulation (dropbear forks and execs a shell), a line to a running shell 5 ms.
+        under emulation (sshd forks and execs a shell), a line to a running shell 5 ms.
         Shell state (working directory, variables, background jobs) carries over. A command
         that ends the shell (``exit``, a syntax error) gets the shell's exit status, as a
         separate session would, and the next command starts a new shell.

@@ -17,7 +17,6 @@ from .errors import HarnessError, MissingHostTool
 # Programs every run needs, whatever the architecture: program -> Debian package.
 COMMON: Dict[str, str] = {
     "mmdebstrap": "mmdebstrap",        # guest userspace and kernel packages, no emulation
-    "dropbearkey": "dropbear-bin",     # the image's SSH host key, made at build time
     "depmod": "kmod",                  # module index for the modules an initramfs carries
     "cpio": "cpio",                    # packs the initramfs
     "make": "make",                    # Kbuild for livepatch modules

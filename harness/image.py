@@ -213,7 +213,7 @@ class _Build:
         debian.extract(self.recipe.userspace_packages, self.recipe.userspace_suite,
                        self.profile.debian_arch, self.mirror(), unpacked, log)
         host_key = initramfs.assemble(unpacked, rootfs, self.recipe.userspace_programs, [],
-                                      self.recipe.boot_modules, log)
+                                      self.recipe.boot_modules)
         if add_modules:
             add_modules(rootfs)
         initramfs.pack(rootfs, out / "initrd.cpio")

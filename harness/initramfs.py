@@ -13,6 +13,9 @@ import subprocess
 from pathlib import Path
 from typing import Iterable, List, Set
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from . import hosttools
 from .errors import BuildError
 
@@ -77,7 +80,7 @@ def closure(rootfs: Path, patterns: Iterable[str]) -> Set[Path]:
 
 
 def assemble(unpacked: Path, dest: Path, programs: Iterable[str], extra_trees: Iterable[str],
-             boot_modules: List[str], log: Path) -> str:
+             boot_modules: List[str]) -> str:
     """Make the guest tree ``dest`` from ``unpacked``; return the sshd host public key."""
     kept = sorted(closure(unpacked, programs) | {Path(t) for t in extra_trees})
     for rel in kept:
@@ -94,16 +97,20 @@ def assemble(unpacked: Path, dest: Path, programs: Iterable[str], extra_trees: I
     etc = dest / "etc"
     (etc / "klp-harness").mkdir(parents=True, exist_ok=True)
     shutil.copy(GUEST_FILES / "inittab", etc / "inittab")
+    (etc / "ssh").mkdir(exist_ok=True)
+    shutil.copy(GUEST_FILES / "sshd_config", etc / "ssh/sshd_config")
     shutil.copy(GUEST_FILES / "rc.sh", etc / "klp-harness/rc.sh")
     os.chmod(etc / "klp-harness/rc.sh", 0o755)
     (etc / "klp-harness/boot-modules").write_text(" ".join(boot_modules) + "\n")
     # bash as the login shell: Debian's static busybox sh prefers its own applets over the
     # programs in PATH (its dd lacks iflag=nonblock, its insmod words errors unlike kmod).
-    (etc / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
-    (etc / "group").write_text("root:x:0:\n")
+    # sshd's unprivileged pre-authentication process runs as sshd (privilege separation).
+    (etc / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n"
+                                "sshd:x:100:65534::/run/sshd:/usr/sbin/nologin\n")
+    (etc / "group").write_text("root:x:0:\nnogroup:x:65534:\n")
     (etc / "shadow").write_text("root:*:19000:0:99999:7:::\n")
     (etc / "shells").write_text("/bin/sh\n/bin/bash\n")
-    for d in ("proc", "sys", "dev", "tmp", "run", "root/.ssh", "etc/dropbear", "var/log",
+    for d in ("proc", "sys", "dev", "tmp", "run", "root/.ssh", "var/log",
               "bin", "sbin", "usr/bin", "usr/sbin"):
         (dest / d).mkdir(parents=True, exist_ok=True)
     os.chmod(dest / "root", 0o700)
@@ -111,7 +118,7 @@ def assemble(unpacked: Path, dest: Path, programs: Iterable[str], extra_trees: I
         if not (dest / link).exists():
             (dest / link).symlink_to(target)
     _console_node(dest / "dev/console")
-    return _host_key(etc / "dropbear/dropbear_ed25519_host_key", log)
+    return _host_key(etc / "ssh/ssh_host_ed25519_key")
 
 
 def _link_merged_usr(dest: Path, kept: Iterable[Path]) -> None:
@@ -126,17 +133,15 @@ def _link_merged_usr(dest: Path, kept: Iterable[Path]) -> None:
             twin.symlink_to(os.path.relpath(dest / rel, twin.parent))
 
 
-def _host_key(key_file: Path, log: Path) -> str:
-    """Made here, once, not at every boot of a slow emulated guest."""
-    hosttools.require("dropbearkey", "dropbear-bin", "to make the guest's SSH host key")
-    result = subprocess.run(["dropbearkey", "-t", "ed25519", "-f", str(key_file)],
-                            capture_output=True, text=True)
-    with open(log, "a") as out:
-        out.write(result.stdout + result.stderr)
-    public = [line for line in result.stdout.splitlines() if line.startswith("ssh-ed25519 ")]
-    if result.returncode != 0 or not public:
-        raise BuildError("generating the SSH host key with dropbearkey", log)
-    return " ".join(public[0].split()[:2])
+def _host_key(key_file: Path) -> str:
+    """Made here, once, not at every boot of a slow emulated guest; returns the public key."""
+    key = Ed25519PrivateKey.generate()
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.OpenSSH,
+                                           serialization.NoEncryption()))
+    os.chmod(key_file, 0o600)   # sshd refuses a host key others can read
+    return key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                         serialization.PublicFormat.OpenSSH).decode()
 
 
 def _console_node(path: Path) -> None:

@@ -2,6 +2,10 @@
 
 Stages, each with its own timeout scaled for the architecture and accelerator:
 QEMU up (QMP answers) -> kernel banner -> init's ready marker -> SSH answers.
+
+The guest has no IP network: SSH runs over a virtio serial port, which QEMU joins to a UNIX
+socket on the host (see guest.Guest.connect). A kernel without IPv4 and a NIC driver builds
+faster, and the guest boots without configuring an interface.
 """
 from __future__ import annotations
 
@@ -9,9 +13,9 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +32,7 @@ from .image import Image
 from .sshkey import RunKey
 
 READY_MARKER = "KLP-HARNESS-READY"
+SSH_PORT_NAME = "klp-harness.ssh"   # the virtio serial port the guest's sshd serves
 BANNER = r"Linux version \S+"
 
 # Base timeouts in seconds for x86_64 under TCG; scaled by Machine.scale.
@@ -44,13 +49,6 @@ class MachineConfig:
     accel: str = "tcg"          # "tcg" or "kvm"; see accel.choose()
     extra_cmdline: str = ""
     stage_timeouts: Dict[str, float] = field(default_factory=dict)  # overrides, unscaled
-    guest_ssh_port: int = 22    # where the forwarded host port leads in the guest
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Machine:
@@ -70,10 +68,11 @@ class Machine:
         self._sockdir = Path(tempfile.mkdtemp(prefix="klp-"))
         self.console_log = self.workdir / "console.log"
         self.qemu_log = self.workdir / "qemu-stderr.log"
-        self.ssh_port: Optional[int] = None
+        self.ssh_socket = self._sockdir / "ssh"
         self.console: Optional[Console] = None
         self.qmp: Optional[QEMUMonitorProtocol] = None
         self.guest: Optional[Guest] = None
+        self._connecting: Optional[_Connecting] = None
         self._proc: Optional[subprocess.Popen] = None
         self.stage_times: dict = {}
 
@@ -100,9 +99,10 @@ class Machine:
             "-chardev", f"socket,id=con,path={self._sockdir / 'console'},server=on,wait=on",
             "-serial", "chardev:con",
             "-qmp", f"unix:{self._sockdir / 'qmp'},server=on,wait=off",
-            "-netdev", f"user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:{self.ssh_port}-:"
-            f"{self.config.guest_ssh_port}",
-            "-device", f"{p.nic_device},netdev=net0",
+            # The guest's sshd serves the port named SSH_PORT_NAME (images/guest/rc.sh).
+            "-device", f"{p.serial_device},id=vser",
+            "-chardev", f"socket,id=ssh,path={self.ssh_socket},server=on,wait=off",
+            "-device", f"virtserialport,bus=vser.0,chardev=ssh,name={SSH_PORT_NAME}",
         ]
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -128,6 +128,10 @@ class Machine:
         start = time.monotonic()
         self._launch()
         self.stage_times["qemu"] = time.monotonic() - start
+        if until == "ssh":
+            # The guest starts sshd before the end of its set-up: connecting now lets the
+            # SSH handshake overlap the rest of the boot instead of following it.
+            self._connecting = _Connecting(self, sum(map(self.timeout, STAGE_TIMEOUTS)))
         try:
             self.console.expect(BANNER, self.timeout("banner"), "the kernel banner ('Linux version')")
             self.stage_times["banner"] = time.monotonic() - start
@@ -142,29 +146,24 @@ class Machine:
         self.console.start_watch()
         if until == "init":
             return None
-        self.guest = Guest.connect(self, timeout=self.timeout("ssh"))
+        self.guest = self._connecting.wait(self.timeout("ssh"))
         self.stage_times["ssh"] = time.monotonic() - start
         return self.guest
 
     def _launch(self) -> None:
-        for attempt in range(3):  # a forwarded port taken between probe and bind: try another
-            self.ssh_port = free_port()
-            with open(self.qemu_log, "w") as err, open(self.workdir / "qemu-cmdline", "w") as f:
-                args = self.qemu_args()
-                f.write(" ".join(args) + "\n")
-                self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
-                                              stdout=err, stderr=err, start_new_session=True,
-                                              preexec_fn=_die_with_parent)
-            try:
-                sock = connect_unix(self._sockdir / "console", self.timeout("qemu"), self.alive)
-                break
-            except (FileNotFoundError, ConnectionRefusedError):
-                self._proc.wait()
-                stderr = self.qemu_log.read_text(errors="replace").strip()
-                if "hostfwd" in stderr and attempt < 2:
-                    continue
-                raise QemuStartError(f"QEMU exited at start (status {self._proc.returncode}): "
-                                     f"{stderr}\ncommand: {' '.join(self.qemu_args())}")
+        args = self.qemu_args()
+        with open(self.qemu_log, "w") as err, open(self.workdir / "qemu-cmdline", "w") as f:
+            f.write(" ".join(args) + "\n")
+            self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
+                                          stdout=err, stderr=err, start_new_session=True,
+                                          preexec_fn=_die_with_parent)
+        try:
+            sock = connect_unix(self._sockdir / "console", self.timeout("qemu"), self.alive)
+        except (FileNotFoundError, ConnectionRefusedError):
+            self._proc.wait()
+            stderr = self.qemu_log.read_text(errors="replace").strip()
+            raise QemuStartError(f"QEMU exited at start (status {self._proc.returncode}): "
+                                 f"{stderr}\ncommand: {' '.join(args)}") from None
         self.console = Console(sock, self.console_log)
         # QEMU makes the QMP socket only after the console's client connected.
         connect_unix(self._sockdir / "qmp", self.timeout("qemu"), self.alive).close()
@@ -210,6 +209,9 @@ class Machine:
 
     def shutdown(self) -> None:
         """Stop the guest; never raises, always leaves no QEMU process behind."""
+        if self._connecting and self._connecting.guest is not self.guest:
+            self._connecting.abandon()   # the boot failed after SSH connected
+        self._connecting = None
         if self.guest:
             self.guest.close()
             self.guest = None
@@ -229,6 +231,50 @@ class Machine:
             self.console.close()
             self.console = None
         shutil.rmtree(self._sockdir, ignore_errors=True)
+
+
+class _Connecting(threading.Thread):
+    """Guest.connect in the background while the boot's console stages run."""
+
+    def __init__(self, machine: Machine, timeout: float):
+        super().__init__(name="ssh-connect", daemon=True)
+        self.machine, self.timeout = machine, timeout
+        self.guest: Optional[Guest] = None
+        self.error: Optional[BaseException] = None
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self.start()
+
+    def run(self) -> None:
+        try:
+            guest = Guest.connect(self.machine, self.timeout)
+        except BaseException as e:  # handed to the booting thread by wait()
+            self.error = e
+            return
+        with self._lock:
+            if self._abandoned:
+                guest.close()
+            else:
+                self.guest = guest
+
+    def wait(self, timeout: float) -> Guest:
+        """The guest once SSH answers, at most ``timeout`` seconds after init was ready."""
+        self.join(timeout)
+        if self.is_alive():
+            raise WaitTimeout(f"SSH over the guest's virtio serial port "
+                              f"({self.machine.ssh_socket}) to answer", timeout,
+                              "no SSH banner, or the handshake did not finish")
+        if self.error is not None:
+            raise self.error
+        return self.guest
+
+    def abandon(self) -> None:
+        """Close the connection if it was made, or when it is (QEMU's exit ends a wait)."""
+        with self._lock:
+            self._abandoned = True
+            if self.guest is not None:
+                self.guest.close()
+                self.guest = None
 
 
 def _die_with_parent() -> None:

@@ -27,7 +27,7 @@ class ArchProfile:
     qemu_package: str         # Debian package that provides qemu_binary
     machine_args: Tuple[str, ...]   # -machine/-cpu/firmware options
     console: str              # the kernel's console= device
-    nic_device: str           # QEMU device for the user-mode network
+    serial_device: str        # QEMU's virtio serial controller; SSH runs over one of its ports
     kernel_image: str         # kernel to boot, relative to a kernel build dir
     kernel_target: str        # the make target that builds kernel_image
     kconfig_fragment: str     # file under images/kconfig/ merged for source builds

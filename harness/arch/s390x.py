@@ -10,11 +10,11 @@ PROFILE = ArchProfile(
     qemu_binary="qemu-system-s390x",
     qemu_package="qemu-system-misc",
     # No vector facility: QEMU 7.2's TCG computes wrong checksums with it (the kernel's
-    # csum_partial uses VCKSM since 6.x), so every incoming TCP segment was dropped as
-    # corrupt (InCsumErrors) and SSH never answered. vxeh depends on vx.
+    # csum_partial uses VCKSM since 6.x): when guests still had a network, every incoming
+    # TCP segment was dropped as corrupt (InCsumErrors). vxeh depends on vx.
     machine_args=("-machine", "s390-ccw-virtio", "-cpu", "max,vx=off,vxeh=off"),
     console="ttysclp0",
-    nic_device="virtio-net-ccw",
+    serial_device="virtio-serial-ccw",
     kernel_image="arch/s390/boot/bzImage",
     kernel_target="bzImage",
     kconfig_fragment="s390x.config",
