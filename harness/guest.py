@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 # The name the guest's host key is filed under: there is no address, only a serial port.
 GUEST_HOST = "klp-guest"
+# After a shell's exit status, how long its last output may take to arrive (see _Shell).
+EXIT_OUTPUT_SECONDS = 2.0
 
 
 @dataclass
@@ -190,6 +192,7 @@ class _Shell:
         self.channel.exec_command("exec sh")
         self.count = 0
         self.exit_status: Optional[int] = None
+        self._exited_at: Optional[float] = None
 
     def alive(self) -> bool:
         return not self.channel.closed and not self.channel.exit_status_ready()
@@ -212,7 +215,7 @@ class _Shell:
                 err += self.channel.recv_stderr(65536)
             if out_mark in out and out.endswith(b"\n") and err.endswith(err_mark):
                 break
-            if self.channel.exit_status_ready() and not self.channel.recv_ready() \
+            if self._ended() and not self.channel.recv_ready() \
                     and not self.channel.recv_stderr_ready():
                 self.exit_status = self.channel.recv_exit_status()
                 if self.exit_status == -1:
@@ -228,6 +231,17 @@ class _Shell:
         status = int(tail.split()[0])
         return (status, body.decode(errors="replace"),
                 err[:-len(err_mark)].decode(errors="replace"))
+
+    def _ended(self) -> bool:
+        """The shell exited and its output is all here. OpenSSH's sshd sends the exit status
+        as soon as the shell exits, and the output still in its pipes after it, up to EOF;
+        a background job that keeps the pipes open delays EOF, so wait only a while."""
+        if not self.channel.exit_status_ready():
+            return False
+        if self._exited_at is None:
+            self._exited_at = time.monotonic()
+        return self.channel.eof_received or \
+            time.monotonic() - self._exited_at > EXIT_OUTPUT_SECONDS * self.machine.scale
 
     def close(self) -> None:
         try:
