@@ -73,6 +73,9 @@ class Guest:
             client.connect(GUEST_HOST, username="root", sock=sock, pkey=machine.key.private,
                            look_for_keys=False, allow_agent=False,
                            banner_timeout=timeout, auth_timeout=timeout)
+            # An SSH message each second the host is otherwise silent: any traffic wakes a
+            # guest port waiter that missed its wake-up (see ArchProfile.serial_device).
+            client.get_transport().set_keepalive(1)
             guest = cls(machine, client)
             guest.run("true", timeout=max(deadline - time.monotonic(), 1.0))
             return guest

@@ -27,7 +27,10 @@ class ArchProfile:
     qemu_package: str         # Debian package that provides qemu_binary
     machine_args: Tuple[str, ...]   # -machine/-cpu/firmware options
     console: str              # the kernel's console= device
-    serial_device: str        # QEMU's virtio serial controller; SSH runs over one of its ports
+    # QEMU's virtio serial controller; SSH runs over one of its ports. With ioeventfd=off
+    # QEMU handles the guest's notifications at once: with them queued for its main loop,
+    # a starved QEMU (2 cores, 3 guests) lost wake-ups and a port stalled for a minute.
+    serial_device: str
     kernel_image: str         # kernel to boot, relative to a kernel build dir
     kernel_target: str        # the make target that builds kernel_image
     kconfig_fragment: str     # file under images/kconfig/ merged for source builds

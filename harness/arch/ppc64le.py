@@ -12,7 +12,7 @@ PROFILE = ArchProfile(
     # x-vof: QEMU's virtual Open Firmware instead of SLOF, about 7 s faster under TCG.
     machine_args=("-machine", "pseries,x-vof=on", "-cpu", "power9"),
     console="hvc0",
-    serial_device="virtio-serial-pci",
+    serial_device="virtio-serial-pci,ioeventfd=off",
     kernel_image="vmlinux",
     kernel_target="vmlinux",
     kconfig_fragment="ppc64le.config",

@@ -13,7 +13,7 @@ PROFILE = ArchProfile(
     # firmware's share of the boot small; qboot measured no faster than SeaBIOS then.
     machine_args=("-machine", "pc", "-cpu", "max"),
     console="ttyS0",
-    serial_device="virtio-serial-pci",
+    serial_device="virtio-serial-pci,ioeventfd=off",
     # The ELF vmlinux boots through its PVH entry: no decompressor, no real-mode set-up.
     kernel_image="vmlinux",
     kernel_target="vmlinux",
