@@ -73,9 +73,7 @@ class Guest:
             client.connect(GUEST_HOST, username="root", sock=sock, pkey=machine.key.private,
                            look_for_keys=False, allow_agent=False,
                            banner_timeout=timeout, auth_timeout=timeout)
-            # An SSH message each second the host is otherwise silent: any traffic wakes a
-            # guest port waiter that missed its wake-up (see ArchProfile.serial_device).
-            client.get_transport().set_keepalive(1)
+            _keep_alive(client.get_transport())
             guest = cls(machine, client)
             guest.run("true", timeout=max(deadline - time.monotonic(), 1.0))
             return guest
@@ -180,6 +178,22 @@ class Guest:
             self._client.close()
         except (OSError, EOFError, socket.error):
             pass
+
+
+def _keep_alive(transport: paramiko.Transport) -> None:
+    """A request the guest's sshd answers, each second the connection is otherwise quiet.
+
+    Both directions then carry traffic, so a virtio serial port that missed a wake-up (a
+    known race of a CPU-starved QEMU, see ArchProfile.serial_device) is woken again within
+    a second instead of stalling a command until its timeout. paramiko's own keepalive
+    asks for no reply, which would wake only the guest's reading side."""
+    def request() -> None:
+        m = paramiko.Message()
+        m.add_byte(paramiko.common.cMSG_GLOBAL_REQUEST)
+        m.add_string("keepalive@openssh.com")
+        m.add_boolean(True)     # want reply: sshd answers with a refusal, which is enough
+        transport._send_user_message(m)
+    transport.packetizer.set_keepalive(1, request)
 
 
 class _ShellTimeout(Exception):

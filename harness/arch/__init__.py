@@ -29,7 +29,9 @@ class ArchProfile:
     console: str              # the kernel's console= device
     # QEMU's virtio serial controller; SSH runs over one of its ports. With ioeventfd=off
     # QEMU handles the guest's notifications at once: with them queued for its main loop,
-    # a starved QEMU (2 cores, 3 guests) lost wake-ups and a port stalled for a minute.
+    # a starved QEMU (2 cores, 3 guests) lost wake-ups and an x86_64 port stalled for a
+    # minute. s390x goes without it (it costs its boot 0.3 s); the SSH keepalive
+    # (guest._keep_alive) wakes a stalled port there within a second.
     serial_device: str
     kernel_image: str         # kernel to boot, relative to a kernel build dir
     kernel_target: str        # the make target that builds kernel_image

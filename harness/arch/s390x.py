@@ -14,7 +14,7 @@ PROFILE = ArchProfile(
     # TCP segment was dropped as corrupt (InCsumErrors). vxeh depends on vx.
     machine_args=("-machine", "s390-ccw-virtio", "-cpu", "max,vx=off,vxeh=off"),
     console="ttysclp0",
-    serial_device="virtio-serial-ccw,ioeventfd=off",
+    serial_device="virtio-serial-ccw",
     kernel_image="arch/s390/boot/bzImage",
     kernel_target="bzImage",
     kconfig_fragment="s390x.config",
