@@ -62,7 +62,6 @@ class Guest:
         """
         deadline = time.monotonic() + timeout
         machine.check_alive()
-        awaited = f"SSH over the guest's virtio serial port ({machine.ssh_socket}) to answer"
         sock = connect_unix(machine.ssh_socket, timeout, machine.alive)
         client = paramiko.SSHClient()
         keytype, keydata = machine.image.host_key.split()[:2]
@@ -80,7 +79,7 @@ class Guest:
         except (paramiko.SSHException, OSError, EOFError) as e:
             client.close()
             machine.check_alive()
-            raise WaitTimeout(awaited, timeout, f"{type(e).__name__}: {e}") from None
+            raise WaitTimeout(ssh_awaited(machine), timeout, f"{type(e).__name__}: {e}") from None
 
     # -- commands -------------------------------------------------------------------------
 
@@ -178,6 +177,11 @@ class Guest:
             self._client.close()
         except (OSError, EOFError, socket.error):
             pass
+
+
+def ssh_awaited(machine: "Machine") -> str:
+    """What a wait for the guest's SSH waits for, in a timeout's message."""
+    return f"SSH over the guest's virtio serial port ({machine.ssh_socket}) to answer"
 
 
 def _keep_alive(transport: paramiko.Transport) -> None:

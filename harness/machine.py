@@ -27,7 +27,7 @@ from . import hosttools
 from .arch import ArchProfile
 from .console import Console, connect_unix
 from .errors import BootError, GuestPanic, QemuStartError, WaitTimeout
-from .guest import Guest
+from .guest import Guest, ssh_awaited
 from .image import Image
 from .sshkey import RunKey
 
@@ -261,8 +261,7 @@ class _Connecting(threading.Thread):
         """The guest once SSH answers, at most ``timeout`` seconds after init was ready."""
         self.join(timeout)
         if self.is_alive():
-            raise WaitTimeout(f"SSH over the guest's virtio serial port "
-                              f"({self.machine.ssh_socket}) to answer", timeout,
+            raise WaitTimeout(ssh_awaited(self.machine), timeout,
                               "no SSH banner, or the handshake did not finish")
         if self.error is not None:
             raise self.error

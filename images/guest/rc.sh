@@ -29,17 +29,18 @@ modules=$(cat /etc/klp-harness/boot-modules)
 # waits, blocked writing its banner, until the host connects again.
 # The driver adds ports and their names as QEMU's control messages arrive, maybe after
 # init started (or after the module loaded): look for up to 5 s.
+name=klp-harness.ssh   # machine.SSH_PORT_NAME
 port=
 for try in $(seq 100); do
 	for p in /sys/class/virtio-ports/*; do
-		[ "$(cat "$p/name" 2>/dev/null)" = klp-harness.ssh ] && port=/dev/${p##*/}
+		[ "$(cat "$p/name" 2>/dev/null)" = "$name" ] && port=/dev/${p##*/}
 	done
 	[ -n "$port" ] && [ -e "$port" ] && break
 	port=
 	sleep 0.05
 done
 if [ -z "$port" ]; then
-	echo "klp-harness: no virtio serial port named klp-harness.ssh: the kernel needs" \
+	echo "klp-harness: no virtio serial port named $name: the kernel needs" \
 		"CONFIG_VIRTIO_CONSOLE (or the virtio_console module) to serve SSH" >/dev/console
 	exit 1
 fi
