@@ -67,7 +67,8 @@ class Stream:
         self._count = 0
         self._closed = False
         # A record is one read(); dd passes it on at once. The reader ends with the channel.
-        channel.exec_command("exec dd if=/dev/kmsg bs=65536 status=none")
+        # coreutils' dd, by its path: the login shell would take busybox's applet.
+        channel.exec_command("exec /bin/dd if=/dev/kmsg bs=65536 status=none")
         self._thread = threading.Thread(target=self._read, name="kmsg-stream", daemon=True)
         self._thread.start()
 

@@ -81,7 +81,7 @@ class Machine:
     def cmdline(self) -> str:
         args = [f"console={self.profile.console}", "panic=-1", "loglevel=6",
                 *self.profile.kernel_cmdline, *self.image.cmdline,
-                f"klp_harness.authkey={self.key.public_blob}",
+                f"klp_harness.authkey={self.key.kernel_arg}",
                 f"klp_harness.boot={self.boot_id}"]
         if self.config.extra_cmdline:
             args.append(self.config.extra_cmdline)

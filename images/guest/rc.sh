@@ -8,14 +8,14 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs tmpfs /run
 
-# The run's public key and boot id come on the kernel command line.
+# The run's public key ("TYPE:BASE64") and boot id come on the kernel command line.
 for arg in $(cat /proc/cmdline); do
 	case "$arg" in
 	klp_harness.authkey=*) key=${arg#*=} ;;
 	klp_harness.boot=*) boot=${arg#*=} ;;
 	esac
 done
-echo "ssh-ed25519 $key klp-harness" > /root/.ssh/authorized_keys
+echo "${key%%:*} ${key#*:} klp-harness" > /root/.ssh/authorized_keys
 chmod 600 /root/.ssh/authorized_keys
 
 # Drivers this kernel builds as modules (e.g. virtio_console on a distribution kernel).
