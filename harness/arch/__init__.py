@@ -42,6 +42,9 @@ class ArchProfile:
     kvm_hosts: Tuple[str, ...] = ()
     kernel_cmdline: Tuple[str, ...] = field(default_factory=tuple)
     tcg_accel: str = "tcg"    # the -accel value under TCG
+    # What -smp's CPUs are ("cores" or "sockets"): QEMU makes them cores of one socket,
+    # and the firmware of a guest without ACPI may describe only one CPU per socket.
+    cpu_unit: str = "cores"
 
     def cross_compile(self, host_machine: str | None = None) -> str:
         """CROSS_COMPILE= value: empty when the host is this architecture."""

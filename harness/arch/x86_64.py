@@ -29,4 +29,8 @@ PROFILE = ArchProfile(
     # __do_sys_getpid in test-syscall.sh, and when the function tracer was set on every
     # function). Livepatch's transitions mostly wait for a timer, so it costs little.
     tcg_accel="tcg,thread=single",
+    # The kernel has no ACPI: it finds its CPUs in SeaBIOS's MP table, which lists only
+    # the first CPU of each socket (as the MP spec wants), so -smp 2 as two cores booted
+    # one CPU.
+    cpu_unit="sockets",
 )

@@ -75,3 +75,11 @@ def test_kernel_log_since_a_cursor_holds_only_newer_lines(klp_guest):
     assert "klp-harness-before" not in messages
     # Nothing was cleared: the older line is still in the log.
     assert "klp-harness-before" in kmsg.text(klp_guest.kmsg_records())
+
+
+def test_the_guest_has_the_cpus_asked_for(klp_guest):
+    # The consistency model's tests need tasks on other CPUs; a firmware that describes
+    # fewer CPUs than -smp (x86_64 without ACPI) must not go unnoticed.
+    asked = klp_guest.machine.config.cpus
+    assert klp_guest.run("cat /sys/devices/system/cpu/online").stdout.strip() == \
+        ("0" if asked == 1 else f"0-{asked - 1}")
