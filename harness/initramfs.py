@@ -135,7 +135,7 @@ def _link_merged_usr(dest: Path, kept: Iterable[Path]) -> None:
 
 def _host_key(key_file: Path) -> str:
     """Made here, once, not at every boot of a slow emulated guest; returns the public key."""
-    key = sshkey.generate_key()
+    key = sshkey.host_key()
     key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
                                            serialization.PrivateFormat.OpenSSH,
                                            serialization.NoEncryption()))

@@ -61,7 +61,7 @@ class Machine:
         self.config = config or MachineConfig()
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.key = key or RunKey.generate()
+        self.key = key or RunKey.of_this_run()
         self.boot_id = secrets.token_hex(4)
         self.scale = profile.tcg_slowdown * (KVM_SPEEDUP if self.config.accel == "kvm" else 1.0)
         # UNIX socket paths are limited to ~107 bytes: keep them in a short private dir.
