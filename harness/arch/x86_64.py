@@ -22,7 +22,10 @@ PROFILE = ArchProfile(
     kvm_hosts=("x86_64",),
     # Delays on x86 use the TSC; a preset loops-per-jiffy only skips the delay-loop
     # calibration of the secondary CPUs, which fails under TCG after 0.2-0.3 s of trying.
-    kernel_cmdline=("lpj=4000000",),
+    # noapictimer: the local APIC timer's calibration polls twice 25 ticks of the PIT,
+    # 0.2 s of the boot under TCG; the PIT's tick then reaches the other CPUs by IPI
+    # (broadcast), as on hardware whose APIC timer stops when idle.
+    kernel_cmdline=("lpj=4000000", "noapictimer"),
     # One TCG thread for all vCPUs. With a thread per vCPU (QEMU 7.2), a vCPU can still
     # run a function's old translation while another CPU's ftrace rewrites its entry with
     # the int3 protocol: the guest dies with "Oops: int3" at function+1 (seen on
