@@ -120,7 +120,7 @@ class Image:
     name: str
     arch: str
     kernel_release: str
-    host_key: str                   # "ecdsa-sha2-nistp256 AAAA..." of the guest's sshd
+    host_key: str                   # "ssh-ed25519 AAAA..." of the guest's sshd
     kbuild_dir: Path
     make_vars: Dict[str, str]
     selftest_modules: Optional[Path]

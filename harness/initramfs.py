@@ -118,7 +118,7 @@ def assemble(unpacked: Path, dest: Path, programs: Iterable[str], extra_trees: I
         if not (dest / link).exists():
             (dest / link).symlink_to(target)
     _console_node(dest / "dev/console")
-    return _host_key(etc / "ssh/ssh_host_ecdsa_key")
+    return _host_key(etc / "ssh/ssh_host_ed25519_key")
 
 
 def _link_merged_usr(dest: Path, kept: Iterable[Path]) -> None:
