@@ -14,7 +14,6 @@ The key types are chosen for what the emulated guest's sshd has to compute:
 from __future__ import annotations
 
 import functools
-import io
 from dataclasses import dataclass
 
 import paramiko
@@ -46,10 +45,7 @@ class RunKey:
     @classmethod
     def generate(cls) -> "RunKey":
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        pem = key.private_bytes(serialization.Encoding.PEM,
-                                serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption()).decode()
-        return cls(paramiko.RSAKey.from_private_key(io.StringIO(pem)), public_line(key))
+        return cls(paramiko.RSAKey(key=key), public_line(key))
 
     @classmethod
     @functools.lru_cache(maxsize=None)
