@@ -59,8 +59,8 @@ def cmd_setup(args) -> int:
 
 
 def cmd_images_build(args) -> int:
-    for a in _arches(args):
-        img = imagemod.build(args.image, a, args.mirror, args.kernel_tree)
+    built = imagemod.build_all(args.image, _arches(args), args.mirror, args.kernel_tree)
+    for a, img in built.items():
         print(f"{img.name} {a}: {img.dir} (kernel {img.kernel_release})")
     return 0
 

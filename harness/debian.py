@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from typing import Sequence
+from typing import List, Sequence
 
 from . import hosttools
 from .cache import progress
@@ -22,7 +22,8 @@ def extract(packages: Sequence[str], suite: str, debian_arch: str, mirror: str,
     progress(f"fetching {len(packages)} Debian package(s) for {debian_arch} from {suite}: "
              + ", ".join(packages))
     cmd = ["mmdebstrap", "--variant=extract", f"--architectures={debian_arch}",
-           f"--include={','.join(packages)}", suite, str(dest), mirror]
+           f"--include={','.join(packages)}", base_suite(suite), str(dest),
+           *sources(suite, mirror)]
     with open(log, "a") as out:
         out.write("$ " + " ".join(cmd) + "\n")
         out.flush()
@@ -30,6 +31,21 @@ def extract(packages: Sequence[str], suite: str, debian_arch: str, mirror: str,
     if result.returncode != 0:
         tail = "\n".join(Path(log).read_text(errors="replace").splitlines()[-15:])
         raise BuildError(f"fetching {', '.join(packages)} ({suite}, {debian_arch})", log, tail)
+
+
+def base_suite(suite: str) -> str:
+    """The release a suite belongs to: "trixie" for "trixie-backports"."""
+    return suite.split("-", 1)[0]
+
+
+def sources(suite: str, mirror: str) -> List[str]:
+    """apt source lines for ``suite``. A backports suite holds only the backported packages:
+    their dependencies come from the release it belongs to, so both are listed (apt takes
+    a package that only backports has from there, and everything else from the release)."""
+    lines = [f"deb {mirror} {base_suite(suite)} main"]
+    if suite != base_suite(suite):
+        lines.append(f"deb {mirror} {suite} main")
+    return lines
 
 
 def host_arch() -> str:

@@ -105,3 +105,7 @@ class ScenarioError(InputError):
 
 class RecipeError(InputError):
     """An image recipe is malformed or cannot be met."""
+
+
+class UnsupportedArch(HarnessError):
+    """The kernel has no livepatch on the architecture asked for."""

@@ -11,6 +11,7 @@ the config fragments under images/kconfig/.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import re
@@ -22,14 +23,14 @@ from typing import Dict, List, Optional
 
 from . import arch as archmod
 from . import cache, debian, hosttools, initramfs, kernelbuild, kernelfile, kernelsource
-from .errors import BuildError, KernelBuildError, RecipeError
+from .errors import BuildError, KernelBuildError, RecipeError, UnsupportedArch
 from .mirror import debian_mirror
 from .yamlsrc import Fields, load
 
 PROJECT = Path(__file__).resolve().parent.parent
 IMAGES_DIR = Path(os.environ.get("KLP_HARNESS_IMAGES", PROJECT / "images"))
 KCONFIG_DIR = IMAGES_DIR / "kconfig"
-DEFAULT_IMAGE = "linux-6.12"
+DEFAULT_IMAGE = "linux-7.3"
 # The code that decides what an image contains is one of its inputs: change it, and images
 # are rebuilt rather than trusted. (The kernel build has its own stamp; see kernelbuild.)
 BUILDER_SOURCES = ("image.py", "initramfs.py", "kernelfile.py", "debian.py")
@@ -170,7 +171,9 @@ def build(name: str = DEFAULT_IMAGE, arch: str = "x86_64", mirror: Optional[str]
     if arch not in recipe.arches:
         raise RecipeError(recipe.path, None, "arches",
                           f"image '{name}' is not made for {arch} (it supports "
-                          f"{', '.join(recipe.arches)}); choose another --image")
+                          f"{', '.join(recipe.arches)}; {arch} has livepatch since Linux "
+                          f"{'.'.join(map(str, profile.livepatch_since))}); choose another "
+                          "--image")
     if kernel_tree is not None and not recipe.builds_kernel:
         raise RecipeError(recipe.path, recipe_line(recipe, "kernel"), "kernel",
                           f"image '{name}' boots a distribution kernel package; --kernel-tree "
@@ -179,11 +182,29 @@ def build(name: str = DEFAULT_IMAGE, arch: str = "x86_64", mirror: Optional[str]
         hosttools.require(program, package, f"to build and boot {arch} images")
     builder = BUILDERS[recipe.kernel["from"]](recipe, profile, lambda: debian_mirror(mirror),
                                                kernel_tree, build_dir)
+    builder.check_livepatch_arch()
     key = f"{name}-{arch}-{builder.input_hash()}"
-    image = Image.from_dir(cache.entry("images", key, builder.run, f"image {name} for {arch}"))
+    image = Image.from_dir(cache.entry("images", key, builder.run,
+                                       f"image {name} for {arch} ({builder.kernel_label()})"))
     builder.sync_kbuild()
     builder.check_host(image)
     return image
+
+
+def build_all(name: str, arches: List[str], mirror: Optional[str] = None,
+              kernel_tree: Optional[Path] = None,
+              build_dir: Optional[Path] = None) -> Dict[str, Image]:
+    """The images of ``arches``, the missing ones built at the same time: much of a kernel
+    build is single-threaded (configuring, linking, modpost), so builds of several arches
+    fill the host's cores better together than one after the other. Every build runs to
+    its end; the first failure (in ``arches`` order) is raised after all have stopped."""
+    if len(arches) <= 1 or kernel_tree is not None and build_dir is not None:
+        return {a: build(name, a, mirror, kernel_tree, build_dir) for a in arches}
+    with concurrent.futures.ThreadPoolExecutor(len(arches), "klp-build") as pool:
+        futures = {a: pool.submit(build, name, a, mirror, kernel_tree, build_dir)
+                   for a in arches}
+        concurrent.futures.wait(futures.values())
+    return {a: f.result() for a, f in futures.items()}
 
 
 def recipe_line(recipe: Recipe, key: str) -> Optional[int]:
@@ -203,6 +224,14 @@ class _Build:
 
     def sync_kbuild(self) -> None:
         """Make sure the image's kbuild dir still matches its kernel (see _SourceBuild)."""
+
+    def check_livepatch_arch(self) -> None:
+        """Refuse a kernel too old for livepatch on this arch (see _SourceBuild)."""
+
+    def kernel_label(self) -> str:
+        """Which kernel the image boots, as known before it is built."""
+        k = self.recipe.kernel
+        return f"Debian's {k['image']} from {k['suite']}"
 
     def check_host(self, image: "Image") -> None:
         """Refuse an image this host cannot build modules for (see _DebianPackageBuild)."""
@@ -314,6 +343,22 @@ class _SourceBuild(_Build):
         else:
             k = self.recipe.kernel
             self.source = kernelsource.debian_package(k["package"], k["suite"], self.mirror)
+
+    def kernel_label(self) -> str:
+        where = (f"the tree {self.source.tree}" if self.kernel_tree is not None
+                 else f"{self.recipe.kernel['package']} from {self.recipe.kernel['suite']}")
+        return f"Linux {self.source.version} from {where}"
+
+    def check_livepatch_arch(self) -> None:
+        version = kernelsource.version_tuple(self.source.version)
+        since = self.profile.livepatch_since
+        if version < since:
+            where = (f"the kernel tree {self.source.tree}" if self.kernel_tree is not None
+                     else f"image '{self.recipe.name}'")
+            raise UnsupportedArch(
+                f"{where} is Linux {self.source.version}, which has no livepatch on "
+                f"{self.profile.name} (it came with Linux {since[0]}.{since[1]}): choose "
+                f"another --arch, or a kernel of {since[0]}.{since[1]} or later")
 
     def input_hash(self) -> str:
         kernel = kernelbuild.identity(self.source, self.profile, self.fragments)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from . import arch as archmod
-from . import cache, hosttools
+from . import cache, hosttools, kconfig
 from .errors import KernelBuildError
 from .kernelsource import KernelSource
 
@@ -102,37 +102,25 @@ class _Make:
             self.base.append(f"CROSS_COMPILE={profile.cross_compile()}")
 
     def configure(self, fragments: Sequence[Path]) -> None:
+        version = self.source.version
+        try:
+            settings = kconfig.resolve(fragments, self.source.tree)
+        except kconfig.FragmentError as e:
+            raise KernelBuildError(f"config fragment: {e}")
         merged = self.build_dir / "klp-harness.config"
-        merged.write_text("".join(f"# --- {f}\n{f.read_text()}\n" for f in fragments))
+        merged.write_text(kconfig.merged_text(fragments, settings))
         self.log.write_text("")
         self._call([_jobs(), f"KCONFIG_ALLCONFIG={merged}", "allnoconfig"],
                    "configuring the kernel")
         config = (self.build_dir / ".config").read_text()
-        have = set(config.splitlines())
-        unmet = []
-        for frag in fragments:
-            for n, line in enumerate(frag.read_text().splitlines(), 1):
-                m = re.match(r"^(CONFIG_\w+)=(.*)$", line.strip())
-                if m and line.strip() not in have:
-                    unmet.append(f"{frag}:{n}: {line.strip()} "
-                                 f"({self._why_unmet(m.group(1), config)})")
+        unmet = kconfig.unmet(settings, config, self.source.tree, version)
         if unmet:
             raise KernelBuildError(
-                f"config fragments for {self.profile.name} not met by Linux "
-                f"{self.source.version}; a dependency of these symbols is missing or the "
-                "symbol does not exist in this tree: add the dependency to the fragment",
+                f"config fragments for {self.profile.name} not met by Linux {version}; a "
+                "dependency of these symbols is missing or the symbol does not exist in this "
+                "tree: add the dependency to the fragment, or the symbol's other name as an "
+                "alternative ('CONFIG_OLD=y | CONFIG_NEW=y')",
                 self.build_dir / ".config", "\n".join(unmet))
-
-    def _why_unmet(self, symbol: str, config: str) -> str:
-        got = re.search(rf"^{symbol}=.*$|^# {symbol} is not set$", config, re.M)
-        if got:
-            return f"the config has: {got.group(0)}"
-        name = symbol[len("CONFIG_"):]
-        defined = subprocess.run(
-            ["grep", "-rqE", "--include=Kconfig*", rf"^\s*(menu)?config\s+{name}\s*$",
-             str(self.source.tree)]).returncode == 0
-        return ("not in the config: its dependencies are not met" if defined else
-                f"no such symbol in Linux {self.source.version}")
 
     def run(self, targets: List[str], what: str) -> None:
         self._call([_jobs(), *targets], f"building {what}", show_progress=True)

@@ -36,6 +36,11 @@ def makefile_version(text: str) -> str:
     return ".".join(m.group(1) if m else "?" for m in v.values())
 
 
+def version_tuple(version: str) -> tuple:
+    """"7.3.4" -> (7, 3, 4); an unreadable part counts as 0."""
+    return tuple(int(p) if p.isdigit() else 0 for p in version.split("."))
+
+
 def debian_package(package: str, suite: str, mirror) -> KernelSource:
     """Debian's ``package`` (linux-source-X.Y) from ``suite``, unpacked once into the cache.
 

@@ -21,8 +21,6 @@ from .errors import BuildError, HarnessError, ModuleBuildError
 from .image import PROJECT, Image, module_name
 
 OUR_MODULES = Path(os.environ.get("KLP_HARNESS_MODULES", PROJECT / "scenarios" / "modules"))
-# Copies of test modules that newer kernels' selftests have: the image's own copy wins.
-BACKPORTS = OUR_MODULES / "mainline"
 SOURCE_SUFFIXES = (".c", ".h")
 
 
@@ -129,9 +127,6 @@ class ModuleCatalog:
         self.modules: Dict[str, Path] = {}
         if image.selftest_modules is not None:
             self.modules.update(build_set(image, image.selftest_modules, "upstream"))
-        if BACKPORTS.is_dir():
-            for name, ko in build_set(image, BACKPORTS, "mainline").items():
-                self.modules.setdefault(name, ko)
         for sources, label in [(OUR_MODULES, "scenario"), *((p, p.name) for p in extra_sets)]:
             if sources.is_dir():
                 for name, ko in build_set(image, sources, label).items():
@@ -159,7 +154,7 @@ def known_names(image_name: str) -> Optional[Set[str]]:
     """Module names scenarios may use with image ``image_name``, from sources alone (for
     validation before anything is built); None if no image of it is in the cache yet,
     since the upstream modules come from the image's kernel source."""
-    names = {p.stem for d in (OUR_MODULES, BACKPORTS) if d.is_dir() for p in d.glob("*.c")}
+    names = {p.stem for p in OUR_MODULES.glob("*.c")} if OUR_MODULES.is_dir() else set()
     for manifest in sorted((cache.root() / "images").glob(f"{image_name}-*/manifest.json")):
         image = Image.from_dir(manifest.parent)
         if image.name == image_name:

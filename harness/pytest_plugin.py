@@ -77,6 +77,8 @@ def selected_arches(config) -> List[str]:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "vm: boots a real QEMU guest")
+    config.addinivalue_line("markers", "klp_image(name, arch=A): the test builds image `name` "
+                            "for A itself; built with the session's images, in parallel")
     for a in archmod.NAMES:
         config.addinivalue_line("markers", f"{a}: runs on the {a} guest")
     scenarios = imagemod.PROJECT / "scenarios"
@@ -170,7 +172,8 @@ class ScenarioItem(pytest.Item):
         # For the summary table, also from xdist workers (see pytest_runtest_logreport).
         self.user_properties += [("klp_scenario", outcome.scenario), ("klp_arch", outcome.arch),
                                  ("klp_status", outcome.status),
-                                 ("klp_seconds", f"{outcome.seconds:.1f}")]
+                                 ("klp_seconds", f"{outcome.seconds:.1f}"),
+                                 ("klp_kernel", outcome.kernel)]
         if outcome.status == "skip":
             pytest.skip(outcome.message)
         if outcome.status == "xfail":
@@ -199,6 +202,27 @@ def pytest_collection_modifyitems(session, config, items):
             items.extend(ScenarioFile.from_parent(session, path=path).collect())
 
 
+def pytest_collection_finish(session):
+    """Before the first test: build what the selected tests need, every arch at once
+    (a cold run builds several kernels; one after the other they took three times one)."""
+    config = session.config
+    if config.option.collectonly or not session.items:
+        return
+    arches, images = set(), set()
+    for item in session.items:
+        if item.get_closest_marker("vm") is None:
+            continue
+        arch = getattr(item, "arch", None) or getattr(
+            getattr(item, "callspec", None), "params", {}).get("klp_arch")
+        if arch:
+            arches.add(arch)
+        for mark in item.iter_markers("klp_image"):
+            images.add((mark.args[0], mark.kwargs["arch"]))
+    if arches or images:
+        order = [a for a in selected_arches(config) if a in arches]
+        klp_session(config).prepare(order, sorted(images))
+
+
 class _Results:
     """Collects scenario outcomes from test reports: this process's, or the workers'."""
 
@@ -210,7 +234,8 @@ class _Results:
         if report.when == "call" and "klp_status" in props:
             self.outcomes.append(Outcome(props["klp_scenario"], props["klp_arch"],
                                          props["klp_status"],
-                                         seconds=float(props["klp_seconds"])))
+                                         seconds=float(props["klp_seconds"]),
+                                         kernel=props.get("klp_kernel", "")))
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -57,6 +57,7 @@ class Outcome:
     kmsg: str = ""
     cleanup: List[str] = field(default_factory=list)
     sysfs: str = ""              # livepatch sysfs when a step failed, before clean-up
+    kernel: str = ""             # the guest kernel's release (empty if no image was made)
 
 
 def prepare(guest: Guest, programs: Optional[Dict[str, Path]] = None) -> None:

@@ -280,6 +280,8 @@ class Scenario:
     source: Optional[Path] = None     # the file the steps come from (differs with `extends`)
     expect_failure: Optional[str] = None   # a negative control: it must fail, matching this
     shadow_baseline: Dict[int, int] = field(default_factory=dict)  # id -> may be left live
+    # The upstream selftest case this scenario is: (script, the name its start_test gives).
+    upstream: Optional[Tuple[str, str]] = None
 
     def __post_init__(self):
         if self.source is None:
@@ -369,6 +371,10 @@ class Scenario:
             if key == "total" or not want.isdigit():
                 field("shadow-baseline").fail("shadow-baseline", "a baseline is a number of "
                                               "variables per id: {0x1234: 2}")
+        up = field("upstream").sub("upstream", Node())
+        up.only(["script", "test"])
+        upstream = ((up.get("script", str, required=True), up.get("test", str, required=True))
+                    if up.node else None)
         raw_steps = base.get("steps", list, required=True)
         if not raw_steps:
             base.fail("steps", "a scenario needs at least one step")
@@ -381,7 +387,8 @@ class Scenario:
                        expect_splat=field("expect-splat").get("expect-splat", bool, False),
                        steps=steps, known_failures={a: reason for a in known_arches},
                        source=base.path, expect_failure=expect_failure,
-                       shadow_baseline={k: int(v) for k, v in baseline.items()})
+                       shadow_baseline={k: int(v) for k, v in baseline.items()},
+                       upstream=upstream)
         scenario._check_order(modules)
         return scenario
 
@@ -479,7 +486,7 @@ class Scenario:
 
 # Top-level fields of a scenario file; one that `extends` another may set all but steps.
 TOP_FIELDS = ["description", "requires", "vars", "steps", "expect-splat", "known-failure",
-              "expect-failure", "shadow-baseline"]
+              "expect-failure", "shadow-baseline", "upstream"]
 EXTENDS_FIELDS = ["extends"] + [k for k in TOP_FIELDS if k != "steps"]
 
 

@@ -7,6 +7,7 @@ output.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import re
 import shutil
 import sys
@@ -18,7 +19,7 @@ from typing import Callable, Dict, List, Optional
 
 from . import (accel, arch as archmod, image as imagemod, kselftest, livepatch, programs,
                runner, shadow)
-from .errors import BootError, BuildError
+from .errors import BootError, BuildError, HarnessError
 from .guest import Guest
 from .machine import Machine, MachineConfig
 from .modules import ModuleCatalog
@@ -67,8 +68,34 @@ class Session:
         self.options = options
         self.options.artifacts = Path(options.artifacts).resolve()
         self._arches: Dict[str, ArchState] = {}
+        self._failed: Dict[str, HarnessError] = {}   # arches whose image or modules failed
+
+    def prepare(self, arches: List[str], images=()) -> None:
+        """Build what ``arches`` need (image, modules, programs), and the other ``images``
+        ((name, arch) pairs), all at the same time: kernel builds of several arches fill
+        the host's cores better together than one after the other. A failure is kept and
+        raised when the arch (or image) is used, so one broken arch does not stop the
+        others' tests."""
+        jobs = [(self.state, (a,)) for a in arches]
+        jobs += [(imagemod.build, (name, a, self.options.mirror)) for name, a in images]
+        if len(jobs) <= 1:
+            for fn, args in jobs:
+                _ignore_harness_errors(fn, *args)
+            return
+        with concurrent.futures.ThreadPoolExecutor(len(jobs), "klp-prepare") as pool:
+            for f in [pool.submit(_ignore_harness_errors, fn, *args) for fn, args in jobs]:
+                f.result()
 
     def state(self, arch: str) -> ArchState:
+        if arch in self._failed:   # the same error at once, instead of building again
+            raise self._failed[arch]
+        try:
+            return self._state(arch)
+        except HarnessError as e:
+            self._failed[arch] = e
+            raise
+
+    def _state(self, arch: str) -> ArchState:
         if arch not in self._arches:
             profile = archmod.get(arch)
             image = imagemod.build(self.options.image, arch, self.options.mirror,
@@ -106,7 +133,8 @@ class Session:
             except BaseException:
                 machine.shutdown()
                 raise
-            log(f"{arch}: guest up in {time.monotonic() - started:.1f}s (console: "
+            log(f"{arch}: guest up in {time.monotonic() - started:.1f}s, image {st.image.name}, "
+                f"kernel {st.image.kernel_release} (console: "
                 f"{machine.console_log})")
             runner.prepare(machine.guest, st.programs)
             st.counter = None
@@ -127,12 +155,11 @@ class Session:
         if reason:  # decided before building or booting anything
             return runner.Outcome(scenario.id, arch, "skip", reason)
         st = self.state(arch)
-        reason = scenario.skip_reason(arch, st.image)
+        reason = (scenario.skip_reason(arch, st.image)
+                  or newer_selftest_modules(scenario, st.catalog))
         if reason:
-            return runner.Outcome(scenario.id, arch, "skip", reason)
-        reason = newer_selftest_modules(scenario, st.catalog)
-        if reason:
-            return runner.Outcome(scenario.id, arch, "skip", reason)
+            return runner.Outcome(scenario.id, arch, "skip", reason,
+                                  kernel=st.image.kernel_release)
         scenario.check_modules(st.catalog.names())   # before booting: file, line, module
         machine = self.machine(arch)
         first_command = len(machine.guest.history)
@@ -141,6 +168,7 @@ class Session:
                                     st.counter_unavailable).run(scenario)
         except BootError as e:
             outcome = runner.Outcome(scenario.id, arch, "fail", str(e))
+        outcome.kernel = st.image.kernel_release
         if outcome.status in ("fail", "xfail"):
             self.save_artifacts(scenario.id, arch, outcome, machine, first_command)
         return outcome
@@ -184,7 +212,8 @@ class Session:
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
         (target / "failure.txt").write_text(
-            outcome.message + "\n" + "".join(f"clean-up: {c}\n" for c in outcome.cleanup))
+            f"kernel {outcome.kernel or '(none)'}, image {self.options.image}, {arch}\n"
+            + outcome.message + "\n" + "".join(f"clean-up: {c}\n" for c in outcome.cleanup))
         (target / "kmsg.txt").write_text(outcome.kmsg + "\n")
         if outcome.sysfs:
             (target / "sysfs-at-failure.txt").write_text(outcome.sysfs)
@@ -208,6 +237,14 @@ class Session:
             if st.machine is not None:
                 st.machine.shutdown()
                 st.machine = None
+
+
+def _ignore_harness_errors(fn, *args) -> None:
+    """Run ``fn`` for its side effects; a HarnessError is the caller's to see later."""
+    try:
+        fn(*args)
+    except HarnessError:
+        pass
 
 
 def newer_selftest_modules(scenario: Scenario, catalog: ModuleCatalog) -> Optional[str]:
@@ -245,7 +282,11 @@ def summary(outcomes: List[runner.Outcome]) -> str:
     for o in outcomes:
         cells.setdefault(o.scenario, {})[o.arch] = f"{o.status:<5} {o.seconds:5.1f}s"
     width = max([len(s) for s in cells] + [8])
-    lines = [(f"{'scenario':<{width}}" + "".join(f"  {a:<12}" for a in arches)).rstrip()]
+    kernels = {o.arch: o.kernel for o in outcomes if o.kernel}
+    lines = []
+    if kernels:
+        lines.append("kernels: " + ", ".join(f"{a} {kernels[a]}" for a in arches if a in kernels))
+    lines.append((f"{'scenario':<{width}}" + "".join(f"  {a:<12}" for a in arches)).rstrip())
     for scenario, row in cells.items():
         lines.append((f"{scenario:<{width}}"
                       + "".join(f"  {row.get(a, '-'):<12}" for a in arches)).rstrip())

@@ -12,7 +12,7 @@ from typing import Tuple
 
 from ..errors import UnknownArch
 
-NAMES = ("x86_64", "ppc64le", "s390x")
+NAMES = ("x86_64", "ppc64le", "s390x", "arm64")
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,8 @@ class ArchProfile:
     # What -smp's CPUs are ("cores" or "sockets"): QEMU makes them cores of one socket,
     # and the firmware of a guest without ACPI may describe only one CPU per socket.
     cpu_unit: str = "cores"
+    # The first Linux version with livepatch (HAVE_LIVEPATCH) on this architecture.
+    livepatch_since: Tuple[int, int] = (4, 0)
 
     def cross_compile(self, host_machine: str | None = None) -> str:
         """CROSS_COMPILE= value: empty when the host is this architecture."""

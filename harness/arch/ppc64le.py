@@ -18,4 +18,5 @@ PROFILE = ArchProfile(
     kconfig_fragment="ppc64le.config",
     tcg_slowdown=1.5,
     kvm_hosts=("ppc64le",),
+    livepatch_since=(4, 7),
 )

@@ -20,4 +20,5 @@ PROFILE = ArchProfile(
     kconfig_fragment="s390x.config",
     tcg_slowdown=1.0,
     kvm_hosts=("s390x",),
+    livepatch_since=(5, 1),
 )

@@ -36,4 +36,5 @@ PROFILE = ArchProfile(
     # the first CPU of each socket (as the MP spec wants), so -smp 2 as two cores booted
     # one CPU.
     cpu_unit="sockets",
+    livepatch_since=(4, 0),
 )

@@ -18,9 +18,8 @@ from harness.pytest_plugin import selected_arches
 from harness.scenario import Scenario
 from harness.session import Options, Session
 
-pytestmark = pytest.mark.vm
-
 IMAGE = "debian-bookworm"
+pytestmark = [pytest.mark.vm, pytest.mark.klp_image(IMAGE, arch="x86_64")]
 
 # A livepatch that warns once it is applied: the generic scenario must fail it (splat).
 WARNING_LIVEPATCH = textwrap.dedent("""\

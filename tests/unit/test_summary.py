@@ -28,3 +28,10 @@ def test_xdist_schedules_by_the_arch_in_a_test_id():
         "tests/integration/test_x.py::test_y[ppc64le-big]",
         "tests/unit/test_summary.py::test_one_row_per_scenario_one_column_per_arch")}
     assert list(scope.values()) == ["s390x", "x86_64", "ppc64le", None]
+
+
+def test_the_table_names_the_kernel_each_arch_ran():
+    table = summary([Outcome("a", "x86_64", "pass", kernel="7.3.4"),
+                     Outcome("a", "arm64", "pass", kernel="7.3.4-dirty")]).splitlines()
+    assert table[0] == "kernels: x86_64 7.3.4, arm64 7.3.4-dirty"
+    assert table[1].split() == ["scenario", "x86_64", "arm64"]
