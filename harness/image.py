@@ -178,11 +178,11 @@ def build(name: str = DEFAULT_IMAGE, arch: str = "x86_64", mirror: Optional[str]
         raise RecipeError(recipe.path, recipe_line(recipe, "kernel"), "kernel",
                           f"image '{name}' boots a distribution kernel package; --kernel-tree "
                           f"needs an image built from source (e.g. --image {DEFAULT_IMAGE})")
-    for program, package in hosttools.needed_for([arch], recipe.builds_kernel).items():
-        hosttools.require(program, package, f"to build and boot {arch} images")
     builder = BUILDERS[recipe.kernel["from"]](recipe, profile, lambda: debian_mirror(mirror),
                                                kernel_tree, build_dir)
     builder.check_livepatch_arch()
+    for program, package in hosttools.needed_for([arch], recipe.builds_kernel).items():
+        hosttools.require(program, package, f"to build and boot {arch} images")
     key = f"{name}-{arch}-{builder.input_hash()}"
     image = Image.from_dir(cache.entry("images", key, builder.run,
                                        f"image {name} for {arch} ({builder.kernel_label()})"))

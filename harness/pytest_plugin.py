@@ -203,8 +203,8 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 def pytest_collection_finish(session):
-    """Before the first test: build what the selected tests need, every arch at once
-    (a cold run builds several kernels; one after the other they took three times one)."""
+    """Before the first test: build what the selected tests need, every arch at once (a
+    cold run builds a kernel per arch; see Session.prepare)."""
     config = session.config
     if config.option.collectonly or not session.items:
         return

@@ -539,3 +539,20 @@ def discover(paths: List[Path]) -> List[Path]:
         else:
             found.append(p)
     return found
+
+
+def upstream_cases(paths: List[Path]) -> Dict[Tuple[str, str], "Scenario"]:
+    """The scenarios under ``paths`` that name an upstream selftest case, by (script, test)."""
+    found: Dict[Tuple[str, str], Scenario] = {}
+    for path in discover(paths):
+        scenario = Scenario.load(path)
+        if scenario.upstream is not None:
+            found[scenario.upstream] = scenario
+    return found
+
+
+def known_upstream_failures(arch: str, paths: List[Path]) -> Dict[Tuple[str, str], str]:
+    """(script, test) -> reason for each upstream case a scenario declares a known kernel
+    failure on ``arch``: the verbatim scripts are judged by the same declarations."""
+    return {case: sc.known_failures[arch] for case, sc in upstream_cases(paths).items()
+            if arch in sc.known_failures}

@@ -11,8 +11,9 @@ PROFILE = ArchProfile(
     qemu_package="qemu-system-misc",
     # No vector facility: QEMU 7.2's TCG computes wrong checksums with it (the kernel's
     # csum_partial uses VCKSM since 6.x): when guests still had a network, every incoming
-    # TCP segment was dropped as corrupt (InCsumErrors). vxeh depends on vx.
-    machine_args=("-machine", "s390-ccw-virtio", "-cpu", "max,vx=off,vxeh=off"),
+    # TCP segment was dropped as corrupt (InCsumErrors). vxeh and vxeh2 depend on vx
+    # (QEMU 10's max CPU has vxeh2 and warns "'vxeh2' requires 'vxeh'" unless it is off).
+    machine_args=("-machine", "s390-ccw-virtio", "-cpu", "max,vx=off,vxeh=off,vxeh2=off"),
     console="ttysclp0",
     serial_device="virtio-serial-ccw",
     kernel_image="arch/s390/boot/bzImage",

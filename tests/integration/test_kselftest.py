@@ -2,22 +2,50 @@
 TCG on x86_64), and how failing, skipping and hanging scripts are reported."""
 import pytest
 
-from harness import kselftest, livepatch
+from harness import image as imagemod, kselftest, livepatch
+from harness.scenario import upstream_cases
+
+PARITY = imagemod.PROJECT / "scenarios" / "parity"
 
 pytestmark = pytest.mark.vm
 
 
-def test_every_upstream_livepatch_selftest_passes(klp_harness_session, klp_arch):
+def test_upstream_scripts_pass_and_agree_with_the_scenarios_case_by_case(klp_harness_session,
+                                                                        klp_arch):
+    """Every script passes, skips as its scenarios do, or fails only in the cases its
+    scenarios declare known kernel failures on this arch (XFAIL in the KTAP); each case the
+    scripts run has its scenario, and each case a scenario names runs."""
     session = klp_harness_session
-    report = kselftest.run(session.guest(klp_arch), session.state(klp_arch).image)
+    image = session.state(klp_arch).image
+    cases = upstream_cases([PARITY])
+    known = {c: sc.known_failures[klp_arch] for c, sc in cases.items()
+             if klp_arch in sc.known_failures}
+    report = kselftest.run(session.guest(klp_arch), image, known=known)
     saved = kselftest.save(report, session.options.artifacts / "kselftest" / klp_arch)
     assert report.results, "the selftest Makefile lists no TEST_PROGS"
-    not_passed = [f"{r.script}: {r.status} {r.directive()}" for r in report.results
-                  if r.status != "ok"]
-    assert not not_passed, ("\n".join(not_passed) + f"\n\n{report.ktap()}\n"
-                            f"full output: {saved}")
+    problems = []
     for r in report.results:
-        assert r.cases and all(c.ok for c in r.cases), f"{r.script}: {r.cases}"
+        mine = {test: sc for (script, test), sc in cases.items() if script == r.script}
+        if r.status == "skip":
+            problems += [f"{r.script} skips ({r.directive()}) but scenario {sc.id} runs here"
+                         for sc in mine.values() if not sc.skip_reason(klp_arch, image)]
+            continue
+        if r.status not in ("ok", "xfail"):
+            problems.append(f"{r.script}: {r.status} {r.directive()}")
+        ran = {c.name: c for c in r.cases}
+        for name, case in ran.items():
+            sc = mine.get(name)
+            if sc is None:
+                problems.append(f"{r.script}: case '{name}' has no scenario (upstream: field)")
+            elif case.ok == (klp_arch in sc.known_failures):
+                problems.append(f"{r.script}: case '{name}' is {case.verdict or 'unfinished'}"
+                                f" but scenario {sc.id} declares "
+                                + ("a known failure" if case.ok else "none") + f" on {klp_arch}")
+        for name in r.planned:
+            if name in mine and name not in ran and not r.known:
+                problems.append(f"{r.script}: case '{name}' did not run")
+    assert not problems, "\n".join(problems) + f"\n\n{report.ktap()}\nfull output: {saved}"
+    assert report.ok
 
 
 @pytest.fixture

@@ -94,3 +94,21 @@ def test_headers_whose_compiler_is_missing_are_refused_naming_it(tmp_path):
         "(version (Debian 99.1.0-1) 99.1.0)" in text
     assert "install the Debian package gcc-99" in text
     assert "this host's apt sources do not offer gcc-99" in text
+
+
+def test_an_arch_the_recipe_lacks_names_the_version_that_brought_its_livepatch():
+    with pytest.raises(RecipeError, match=r"image 'linux-6.12' is not made for arm64 .*arm64 "
+                                          r"has livepatch since Linux 6\.17"):
+        image.build("linux-6.12", "arm64")
+
+
+def test_a_kernel_tree_too_old_for_livepatch_on_the_arch_is_refused_naming_both(tmp_path):
+    from harness.errors import UnsupportedArch
+    tree = tmp_path / "linux"
+    (tree / "kernel" / "livepatch").mkdir(parents=True)
+    (tree / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 12\nSUBLEVEL = 57\n")
+    with pytest.raises(UnsupportedArch) as info:
+        image.build(image.DEFAULT_IMAGE, "arm64", kernel_tree=tree)
+    assert str(info.value) == (
+        f"the kernel tree {tree} is Linux 6.12.57, which has no livepatch on arm64 (it came "
+        "with Linux 6.17): choose another --arch, or a kernel of 6.17 or later")

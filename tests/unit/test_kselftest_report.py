@@ -143,3 +143,49 @@ def test_a_script_that_did_not_run_says_why_in_its_directive():
     missing = ScriptResult("test-new.sh", "not ok", None, note="file test-new.sh is missing")
     assert ktap.result_line(3, missing.ktap(0)) == \
         "not ok 3 selftests: livepatch: test-new.sh # file test-new.sh is missing"
+
+
+KPROBE_OUT = ("TEST: livepatch interaction with kprobed function with post_handler ... ok\n"
+              "TEST: livepatch interaction with kprobed function without post_handler ... "
+              "not ok\n")
+WITH, WITHOUT = ("livepatch interaction with kprobed function with post_handler",
+                 "livepatch interaction with kprobed function without post_handler")
+
+
+def test_a_script_failing_only_declared_cases_is_an_expected_failure_with_the_reason():
+    r = ScriptResult("test-kprobe.sh", "not ok", 1, KPROBE_OUT)
+    r.planned = [WITH, WITHOUT]
+    r.judge_known({WITHOUT: "s390's kprobe_ftrace_handler\n  overwrites the redirect"})
+    assert r.status == "xfail"
+    line = ktap.result_line(4, r.ktap(0))
+    assert line == (f"ok 4 selftests: livepatch: test-kprobe.sh # XFAIL known kernel failure: "
+                    f"{WITHOUT}: s390's kprobe_ftrace_handler overwrites the redirect")
+    report = Report("s390x", "linux-7.3", "7.3.4", 0, [r], 0.0, 0.0)
+    assert report.ok
+
+
+def test_an_undeclared_failure_stays_a_failure_even_beside_a_declared_one():
+    out = KPROBE_OUT.replace("with post_handler ... ok", "with post_handler ... not ok")
+    r = ScriptResult("test-kprobe.sh", "not ok", 1, out)
+    r.judge_known({WITHOUT: "known"})
+    assert r.status == "not ok" and not r.known
+    assert not Report("s390x", "linux-7.3", "7.3.4", 0, [r], 0.0, 0.0).ok
+
+
+def test_a_passing_script_is_not_turned_into_an_expected_failure():
+    r = ScriptResult("test-kprobe.sh", "ok", 0, KPROBE_OUT.replace("not ok", "ok"))
+    r.judge_known({WITHOUT: "known"})
+    assert r.status == "ok"
+
+
+def test_cases_after_a_known_failure_are_listed_as_not_run():
+    r = ScriptResult("test-x.sh", "not ok", 1, "TEST: a ... ok\nTEST: b ... not ok\n")
+    r.planned = ["a", "b", "c"]
+    r.judge_known({"b": "why"})
+    assert "klp-harness: not run after the known failure: c" in r.ktap(0).diagnostics
+
+
+def test_planned_cases_are_the_literal_start_test_names():
+    text = 'start_test "basic function patching"\n\tstart_test "multiple livepatches"\n' \
+           'start_test "$name"\n'
+    assert kselftest.planned_cases(text) == ["basic function patching", "multiple livepatches"]
