@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from qemu.qmp import QMPError
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from . import hosttools
@@ -166,10 +167,22 @@ class Machine:
             raise QemuStartError(f"QEMU exited at start (status {self._proc.returncode}): "
                                  f"{stderr}\ncommand: {' '.join(args)}") from None
         self.console = Console(sock, self.console_log)
-        # QEMU makes the QMP socket only after the console's client connected.
-        connect_unix(self._sockdir / "qmp", self.timeout("qemu"), self.alive).close()
-        self.qmp = QEMUMonitorProtocol(str(self._sockdir / "qmp"))
-        self.qmp.connect()
+        try:
+            # QEMU makes the QMP socket only after the console's client connected.
+            connect_unix(self._sockdir / "qmp", self.timeout("qemu"), self.alive).close()
+            self.qmp = QEMUMonitorProtocol(str(self._sockdir / "qmp"))
+            self.qmp.connect()
+        except (OSError, QMPError) as e:
+            # QEMU quit while starting (e.g. KVM refused, the initrd too large for the
+            # memory): its stderr says why, the socket error does not.
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+            stderr = self.qemu_log.read_text(errors="replace").strip()
+            raise QemuStartError(
+                f"QEMU did not start ({type(e).__name__}: {e}; status "
+                f"{self._proc.returncode}): {stderr}\ncommand: {' '.join(args)}") from None
         status = self.qmp.cmd("query-status")
         if not status.get("running"):
             raise BootError(f"QEMU is not running the guest: {status}")

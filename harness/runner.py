@@ -131,6 +131,10 @@ class Runner:
         reason = scenario.skip_reason(self.arch, self.image)
         if reason is None and scenario.counts_shadow and self.counter is None:
             reason = f"the scenario counts shadow variables: {self.counter_unavailable}"
+        if reason is None and scenario.requires.guest_check:
+            command, why = scenario.requires.guest_check
+            if self.guest.run(command).status != 0:
+                reason = f"{why} (requires.guest: '{command}' failed in the guest)"
         if reason:
             return Outcome(scenario.id, self.arch, "skip", reason)
         self._loaded, self._vars = [], {}

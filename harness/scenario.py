@@ -258,6 +258,9 @@ class Requirements:
     kernel: Optional[str] = None          # minimum version, as written
     config: List[str] = field(default_factory=list)
     shadow_counter: bool = False          # needs the guest's shadow variable counter
+    # A guest command that must succeed for the scenario to run, and what its failure
+    # means (the skip's reason): a kernel behaviour no version or config symbol tells.
+    guest_check: Optional[Tuple[str, str]] = None
 
 
 def version_tuple(text: str) -> Tuple[int, ...]:
@@ -403,7 +406,7 @@ class Scenario:
     @staticmethod
     def _requirements(f: Fields) -> Requirements:
         req = f.sub("requires", Node())
-        req.only(["arches", "kernel", "config", "shadow-counter"])
+        req.only(["arches", "kernel", "config", "shadow-counter", "guest"])
         arches = req.strings("arches", list(archmod.NAMES))
         for a in arches:
             if a not in archmod.NAMES:
@@ -419,7 +422,12 @@ class Scenario:
         for symbol in config:
             if not re.fullmatch(r"CONFIG_[A-Z0-9_]+", symbol):
                 req.fail("config", f"expected CONFIG_<SYMBOL>, got {symbol!r}")
-        return Requirements(arches, version, config, req.get("shadow-counter", bool, False))
+        guest = req.sub("guest", Node())
+        guest.only(["run", "else-skip"])
+        check = ((guest.get("run", str, required=True), guest.get("else-skip", str, required=True))
+                 if guest.node else None)
+        return Requirements(arches, version, config, req.get("shadow-counter", bool, False),
+                            check)
 
     @staticmethod
     def _step(path: Path, node: Any, line: int, index: int) -> Step:
@@ -541,18 +549,19 @@ def discover(paths: List[Path]) -> List[Path]:
     return found
 
 
-def upstream_cases(paths: List[Path]) -> Dict[Tuple[str, str], "Scenario"]:
-    """The scenarios under ``paths`` that name an upstream selftest case, by (script, test)."""
-    found: Dict[Tuple[str, str], Scenario] = {}
+def upstream_cases(paths: List[Path]) -> Dict[Tuple[str, str], List["Scenario"]]:
+    """The scenarios under ``paths`` that name an upstream selftest case, by (script, test);
+    a case may have variants (for kernels that behave differently, told by requires)."""
+    found: Dict[Tuple[str, str], List[Scenario]] = {}
     for path in discover(paths):
         scenario = Scenario.load(path)
         if scenario.upstream is not None:
-            found[scenario.upstream] = scenario
+            found.setdefault(scenario.upstream, []).append(scenario)
     return found
 
 
 def known_upstream_failures(arch: str, paths: List[Path]) -> Dict[Tuple[str, str], str]:
     """(script, test) -> reason for each upstream case a scenario declares a known kernel
     failure on ``arch``: the verbatim scripts are judged by the same declarations."""
-    return {case: sc.known_failures[arch] for case, sc in upstream_cases(paths).items()
-            if arch in sc.known_failures}
+    return {case: sc.known_failures[arch] for case, variants in upstream_cases(paths).items()
+            for sc in variants if arch in sc.known_failures}
