@@ -134,7 +134,7 @@ class Runner:
         if reason is None and scenario.requires.guest_check:
             command, why = scenario.requires.guest_check
             if self.guest.run(command).status != 0:
-                reason = f"{why} (requires.guest: '{command}' failed in the guest)"
+                reason = f"{why} (its requires.guest check failed in the guest)"
         if reason:
             return Outcome(scenario.id, self.arch, "skip", reason)
         self._loaded, self._vars = [], {}
