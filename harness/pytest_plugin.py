@@ -99,6 +99,9 @@ def _show(config, line: str) -> None:
     """Progress of long work (kernel builds) on the terminal even while output is captured."""
     capture = config.pluginmanager.getplugin("capturemanager")
     terminal = config.pluginmanager.getplugin("terminalreporter")
+    if _worker(config):   # an xdist worker's terminal is not shown; its stderr (fd 2) is
+        print(f"[{_worker(config)}] {line}", file=sys.__stderr__, flush=True)
+        return
     if capture is None or terminal is None:
         print(line, file=sys.stderr, flush=True)
         return

@@ -33,5 +33,11 @@ def test_two_workers_each_boot_one_arch(request, tmp_path):
     cases = list(ET.parse(junit).iter("testcase"))
     assert len(cases) == 4 and not any(len(c.findall("failure")) for c in cases)
     table = result.stdout[result.stdout.index("klp-harness scenarios"):].splitlines()
-    assert table[1].split()[0] == "scenario" and sorted(table[1].split()[1:]) == sorted(arches)
+    # the kernels that ran, from the workers' results (JUnit property klp_kernel too)
+    releases = {a: imagemod.build(imagemod.DEFAULT_IMAGE, a).kernel_release for a in arches}
+    assert table[1].startswith("kernels: ") and sorted(table[1][9:].split(", ")) == sorted(
+        f"{a} {r}" for a, r in releases.items())
+    assert {p.get("value") for c in cases for p in c.iter("property")
+            if p.get("name") == "klp_kernel"} == set(releases.values())
+    assert table[2].split()[0] == "scenario" and sorted(table[2].split()[1:]) == sorted(arches)
     assert "4 passed, 0 failed, 0 skipped" in result.stdout
