@@ -5,7 +5,7 @@ import time
 import pytest
 
 from harness import image as imagemod, livepatch
-from harness.errors import GuestPanic, WaitTimeout
+from harness.errors import GuestPanic, QemuStartError, WaitTimeout
 from harness.guest import Guest
 from harness.machine import Machine, MachineConfig
 from harness.scenario import Scenario
@@ -28,6 +28,22 @@ def test_panic_during_boot_fails_at_once_with_the_console(arch_state, tmp_path):
             pass
     assert "Kernel panic - not syncing" in str(info.value)
     assert "console log:" in str(info.value)
+
+
+def test_qemu_that_quits_while_starting_shows_its_stderr(arch_state, tmp_path):
+    # 16 MiB cannot hold the initramfs: QEMU quits after the console connected, before QMP
+    # answered. The error must carry QEMU's own reason, not a QMP connection error alone.
+    config = MachineConfig(accel=arch_state.accel, memory_mb=16)
+    machine = Machine(arch_state.image, arch_state.profile, tmp_path, config)
+    try:
+        with pytest.raises(QemuStartError) as info:
+            machine.boot()
+    finally:
+        machine.shutdown()
+    message = str(info.value)
+    assert "QEMU" in message and "command: " in message
+    stderr = (tmp_path / "qemu-stderr.log").read_text().strip()
+    assert stderr and stderr.splitlines()[-1] in message
 
 
 def test_panic_during_a_test_ends_the_command_at_once(arch_state, tmp_path):
