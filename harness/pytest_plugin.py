@@ -176,7 +176,8 @@ class ScenarioItem(pytest.Item):
         self.user_properties += [("klp_scenario", outcome.scenario), ("klp_arch", outcome.arch),
                                  ("klp_status", outcome.status),
                                  ("klp_seconds", f"{outcome.seconds:.1f}"),
-                                 ("klp_kernel", outcome.kernel)]
+                                 ("klp_kernel", outcome.kernel),
+                                 ("klp_image", self.config.getoption("klp_image"))]
         if outcome.status == "skip":
             pytest.skip(outcome.message)
         if outcome.status == "xfail":

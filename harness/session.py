@@ -212,7 +212,9 @@ class Session:
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
         (target / "failure.txt").write_text(
-            f"kernel {outcome.kernel or '(none)'}, image {self.options.image}, {arch}\n"
+            f"kernel {outcome.kernel or '(none)'}, image {self.options.image}"
+            + (f" built from the tree {self.options.kernel_tree}" if self.options.kernel_tree
+               else "") + f", {arch}\n"
             + outcome.message + "\n" + "".join(f"clean-up: {c}\n" for c in outcome.cleanup))
         (target / "kmsg.txt").write_text(outcome.kmsg + "\n")
         if outcome.sysfs:
