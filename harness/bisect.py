@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-from . import arch as archmod, cache, hosttools, image as imagemod, kernelbuild
+from . import arch as archmod, cache, hosttools, image as imagemod, kernelbuild, modules
 from .errors import (BootError, KernelBuildError, ModuleBuildError, QemuStartError,
                      ScenarioError, WaitTimeout)
 from .scenario import Scenario
@@ -123,6 +123,8 @@ def _step(plan: Plan, workdir: Path, times) -> Tuple[int, str]:
     scenarios = [Scenario.load(p) for p in plan.scenarios]
     if not scenarios:
         raise _Verdict(ABORT, "no scenarios given")
+    for sources in plan.module_dirs:
+        modules.require_sources(sources)
     profile = archmod.get(plan.arch)
     hosttools.require(profile.qemu_binary, profile.qemu_package, f"to boot {plan.arch} guests")
     free = shutil.disk_usage(cache.root() if cache.root().exists() else workdir).free

@@ -118,6 +118,15 @@ def prebuilt(image: Image, ko_dir: Path) -> List[KoInfo]:
     return found
 
 
+def require_sources(sources: Path) -> None:
+    """A module dir the user named must exist and hold module sources: a typo must not
+    quietly leave its modules out (under bisect-run, a step would answer good)."""
+    if not Path(sources).is_dir():
+        raise HarnessError(f"module dir {sources}: no such directory")
+    if not any(Path(sources).glob("*.c")):
+        raise HarnessError(f"module dir {sources}: no module sources (*.c) in it")
+
+
 class ModuleCatalog:
     """Every module a scenario can name, for one image."""
 
@@ -127,6 +136,8 @@ class ModuleCatalog:
         self.modules: Dict[str, Path] = {}
         if image.selftest_modules is not None:
             self.modules.update(build_set(image, image.selftest_modules, "upstream"))
+        for sources in extra_sets:   # named by the user (--modules): must hold modules
+            require_sources(sources)
         for sources, label in [(OUR_MODULES, "scenario"), *((p, p.name) for p in extra_sets)]:
             if sources.is_dir():
                 for name, ko in build_set(image, sources, label).items():

@@ -543,9 +543,15 @@ def discover(paths: List[Path]) -> List[Path]:
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            found.extend(sorted(x for x in p.rglob("*.yaml") if "modules" not in x.parts))
-        else:
+            here = sorted(x for x in p.rglob("*.yaml") if "modules" not in x.parts)
+            if not here:   # a typo'd or empty dir must not pass as "0 failed"
+                raise ScenarioError(p, None, None, "no scenario files (*.yaml) in this "
+                                    "directory: check the path")
+            found.extend(here)
+        elif p.is_file():
             found.append(p)
+        else:
+            raise ScenarioError(p, None, None, "no such scenario file or directory")
     return found
 
 

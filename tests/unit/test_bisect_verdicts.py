@@ -14,7 +14,10 @@ from harness import arch as archmod, bisect, cli
 def plan(tmp_path):
     scenario = tmp_path / "s.yaml"
     scenario.write_text("steps:\n  - load: klp_cmdline\n  - unload: klp_cmdline\n")
-    return bisect.Plan(scenarios=[scenario], arch="x86_64", module_dirs=[tmp_path],
+    mods = tmp_path / "mods"
+    mods.mkdir()
+    (mods / "klp_mine.c").write_text("/* a module source */\n")
+    return bisect.Plan(scenarios=[scenario], arch="x86_64", module_dirs=[mods],
                        workdir=tmp_path / "work")
 
 
@@ -53,3 +56,26 @@ def test_a_usage_error_aborts_rather_than_meaning_bad(tmp_path, monkeypatch):
     assert cli.main(["bisect-run", "--no-such-option", "x.yaml"]) == bisect.ABORT
     assert cli.main(["bisect-run", "--repeat", "0", "x.yaml"]) == bisect.ABORT
     assert cli.main(["bisect-run", "--arch", "sparc", "x.yaml"]) == bisect.ABORT
+
+
+@pytest.mark.parametrize("make", ["missing", "empty"])
+def test_a_module_dir_that_is_missing_or_empty_aborts(plan, tmp_path, make):
+    """A typo in --modules must not make every step good (its modules left out)."""
+    mods = tmp_path / "typo"
+    if make == "empty":
+        mods.mkdir()
+    plan.module_dirs = [mods]
+    code, _, log = _run(plan)
+    assert code == bisect.ABORT
+    assert f"module dir {mods}: " + ("no such directory" if make == "missing"
+                                     else "no module sources (*.c) in it") in log
+
+
+@pytest.mark.parametrize("make", ["missing", "empty"])
+def test_a_scenario_path_that_is_missing_or_empty_aborts(tmp_path, monkeypatch, make):
+    monkeypatch.setenv("KLP_HARNESS_CACHE", str(tmp_path))
+    path = tmp_path / "scenarios"
+    if make == "empty":
+        path.mkdir()
+    assert cli.main(["bisect-run", "--arch", "x86_64", "--modules", str(tmp_path),
+                     str(path)]) == bisect.ABORT

@@ -204,3 +204,17 @@ def test_a_log_check_without_a_transcript_checks_only_what_it_names(tmp_path):
     log = Scenario.load(path).steps[0].log
     assert log.transcript is None          # not an empty transcript, which nothing matches
     assert log.contains == ["enabling patch"] and log.absent == ["setup 2"]
+
+
+def test_an_empty_or_missing_scenario_path_is_an_error_not_zero_scenarios(tmp_path, capsys):
+    from harness import cli
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "modules").mkdir()
+    (empty / "modules" / "x.yaml").write_text("not a scenario\n")   # module dirs don't count
+    for argv in (["validate", str(empty)], ["validate", str(tmp_path / "typo")],
+                 ["run", "--arch", "x86_64", str(empty)]):
+        assert cli.main(argv) == 2, argv
+    err = capsys.readouterr().err
+    assert f"{empty}: no scenario files (*.yaml) in this directory" in err
+    assert f"{tmp_path / 'typo'}: no such scenario file or directory" in err
