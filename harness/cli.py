@@ -68,6 +68,7 @@ def cmd_images_build(args) -> int:
 
 
 def cmd_validate(args) -> int:
+    imagemod.recipe_path(args.image)   # an unknown image is an error, not "all valid"
     files = discover([Path(p) for p in args.files] or [SCENARIOS])
     known = modules.known_names(args.image)
     if known is None:

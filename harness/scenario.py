@@ -36,6 +36,10 @@ KMOD_ERRORS = {errno.ENOEXEC: "Invalid module format",
                errno.EINVAL: "Invalid parameters"}
 
 
+# Every message insmod can print for a failed load: kmod's own wordings and strerror's.
+LOAD_ERROR_TEXTS = set(KMOD_ERRORS.values()) | {os.strerror(c) for c in errno.errorcode}
+
+
 def load_error_text(expected: str) -> str:
     """What kmod prints for an errno name (ENODEV -> 'No such device'); other text as is."""
     code = getattr(errno, expected, None) if re.fullmatch(r"E[A-Z0-9]+", expected) else None
@@ -130,7 +134,19 @@ def _parse_load(f: Fields, key: str) -> Dict[str, Any]:
     return {"module": sub.get("module", str, required=True),
             "params": {str(k): _scalar(params, k, v) for k, v in params.node.items()},
             "wait": sub.get("wait", bool, True),
-            "error": sub.get("expect-error", str, None)}
+            "error": _expected_load_error(sub)}
+
+
+def _expected_load_error(f: Fields) -> Optional[str]:
+    """An errno name (ENODEV) or the text kmod prints for one: a typo (EEXSIT) would
+    otherwise wait for a message no kernel gives."""
+    expected = f.get("expect-error", str, None)
+    if expected is None or expected in LOAD_ERROR_TEXTS or (
+            hasattr(errno, expected) and re.fullmatch(r"E[A-Z0-9]+", expected)):
+        return expected
+    f.fail("expect-error", f"{expected!r} is neither an errno name (EBUSY, ENODEV, ...) nor "
+                           "a message kmod's insmod prints for one (\"Device or resource "
+                           "busy\")")
 
 
 def _parse_name(f: Fields, key: str) -> Dict[str, Any]:

@@ -218,3 +218,23 @@ def test_an_empty_or_missing_scenario_path_is_an_error_not_zero_scenarios(tmp_pa
     err = capsys.readouterr().err
     assert f"{empty}: no scenario files (*.yaml) in this directory" in err
     assert f"{tmp_path / 'typo'}: no such scenario file or directory" in err
+
+
+@pytest.mark.parametrize("error, ok", [("EBUSY", True), ("Device or resource busy", True),
+                                       ("Invalid parameters", True), ("EEXSIT", False),
+                                       ("device busy", False)])
+def test_expect_error_is_an_errno_name_or_kmods_text(tmp_path, error, ok):
+    path = tmp_path / "s.yaml"
+    path.write_text(f"steps:\n  - load: {{module: klp_cmdline, expect-error: '{error}'}}\n")
+    if ok:
+        assert Scenario.load(path).steps[0].args["error"] == error
+    else:
+        with pytest.raises(ScenarioError, match=rf"s.yaml:2: steps\[0\]\.load\.expect-error: "
+                                                 rf"'{error}' is neither an errno name"):
+            Scenario.load(path)
+
+
+def test_validate_with_an_unknown_image_is_an_error(capsys):
+    from harness import cli
+    assert cli.main(["validate", "--image", "bogus"]) == 2
+    assert "no image recipe named 'bogus'" in capsys.readouterr().err
