@@ -59,13 +59,24 @@ def snapshot(guest: Guest) -> str:
     return "\n".join(lines) + "\n" if lines else f"(no patches under {SYSFS})\n"
 
 
-def stalled_tasks(guest: Guest, limit: int = 20) -> str:
-    """Tasks whose patch_state says they have not switched yet, with their stacks."""
-    script = ("n=0; for t in /proc/[0-9]*/task/[0-9]*; do read -r s 2>/dev/null <$t/patch_state || continue; "
-              "[ -n \"$s\" ] && [ \"$s\" != -1 ] || continue; "
-              "echo \"== ${t#/proc/} $(cat $t/comm 2>/dev/null) patch_state=$s\"; "
-              f"cat $t/stack 2>/dev/null; n=$((n+1)); [ $n -ge {limit} ] && break; done; true")
-    return guest.run(script).stdout.strip() or "(no task reports an unfinished patch_state)"
+def stalled_tasks(guest: Guest, limit: int = 200) -> str:
+    """The tasks a livepatch transition waits for, with their stacks: those whose
+    patch_state is not the transition's target (1 while patching, 0 while unpatching: the
+    patch in transition's `enabled`). All of them up to ``limit``, then a count."""
+    script = (
+        f"target=; for p in {SYSFS}/*; do read -r t 2>/dev/null <$p/transition || continue; "
+        "[ \"$t\" = 1 ] && read -r target <$p/enabled && break; done; "
+        "[ -n \"$target\" ] || { echo '(no livepatch is in transition)'; exit 0; } 2>/dev/null; "
+        "n=0; for t in /proc/[0-9]*/task/[0-9]*; do "
+        "read -r s 2>/dev/null <$t/patch_state || continue; "
+        "[ -n \"$s\" ] && [ \"$s\" != -1 ] && [ \"$s\" != \"$target\" ] || continue; "
+        f"n=$((n+1)); [ $n -gt {limit} ] && continue; "
+        "read -r c 2>/dev/null <$t/comm; "
+        "echo \"== ${t#/proc/} $c patch_state=$s (target $target)\"; "
+        "cat $t/stack 2>/dev/null; done; "
+        f"[ $n -gt {limit} ] && echo \"... and $((n-{limit})) more\"; "
+        "[ $n = 0 ] && echo \"(every task is at the target state $target)\"; true")
+    return guest.run(f"( {script} )").stdout.strip()
 
 
 def _wait_while(guest: Guest, condition: str, timeout: float, awaited: str,
@@ -156,22 +167,26 @@ def cleanup(guest: Guest, timeout: float) -> List[str]:
     """Disable every enabled patch and unload livepatch modules; return what was done.
 
     Used after a scenario, failed or not, so one failure does not cascade into the next.
+    A patch stalled while patching is disabled at once: the kernel reverses its transition
+    (tasks already switched go back), which needs no stalled task to move. Only a patch
+    whose unpatching stalls too is forced, and the report says which tasks held it.
     """
     done = []
     for name, patch in read_all(guest).items():
-        if patch.attrs.get("transition") == "1":
-            try:
-                wait_transition(guest, name, timeout)
-            except WaitTimeout:
-                guest.run(f"echo 1 > {SYSFS}/{name}/force")
-                done.append(f"forced {name}")
+        stalled = patch.attrs.get("transition") == "1"
         if patch.attrs.get("enabled") == "1":
             set_enabled(guest, name, False, check=False)
-            done.append(f"disabled {name}")
+            done.append(f"disabled {name}" + (" (its stalled patching transition reversed)"
+                                              if stalled else ""))
         try:
             wait_gone(guest, name, timeout)
-        except WaitTimeout:
-            done.append(f"{name} still present after disable")
+        except WaitTimeout as e:
+            guest.run(f"echo 1 > {SYSFS}/{name}/force", check=False)
+            done.append(f"forced {name}: its unpatching transition stalled ({e})")
+            try:
+                wait_gone(guest, name, timeout)
+            except WaitTimeout:
+                done.append(f"{name} still present after disable and force")
     return done
 
 

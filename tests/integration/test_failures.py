@@ -105,6 +105,35 @@ def test_a_broken_expectation_fails_naming_the_step_and_cleans_up(klp_harness_se
     assert "insmod test_modules/test_klp_livepatch.ko" in (artifacts / "commands.txt").read_text()
 
 
+def test_a_stalled_transition_names_exactly_the_task_holding_it(klp_harness_session,
+                                                               klp_arch, tmp_path):
+    """test_klp_callbacks_busy's kworker sleeps inside busymod_work_func, which
+    test_klp_callbacks_demo patches: the transition cannot end. The report must list that
+    task alone (not the tasks already switched) with a stack showing the function, and the
+    clean-up must reverse the transition (no force: the reverse needs nothing of it)."""
+    path = tmp_path / "stall.yaml"
+    path.write_text(textwrap.dedent("""\
+        steps:
+          - load: {module: test_klp_callbacks_busy, params: {block_transition: 1}}
+          - load: test_klp_callbacks_demo
+            timeout: 8
+        """))
+    outcome = klp_harness_session.run_scenario(Scenario.load(path), klp_arch)
+    assert outcome.status == "fail", outcome.message
+    message = outcome.message
+    assert "livepatch 'test_klp_callbacks_demo' to finish its transition" in message
+    tasks = [line for line in message.splitlines() if line.startswith("== ")]
+    assert len(tasks) == 1, message
+    assert "kworker" in tasks[0] and tasks[0].endswith("patch_state=0 (target 1)"), message
+    stack = message[message.index(tasks[0]):]
+    assert "busymod_work_func" in stack, message
+    assert ("disabled test_klp_callbacks_demo (its stalled patching transition reversed)"
+            in outcome.cleanup), outcome.cleanup
+    assert not any(c.startswith("forced") for c in outcome.cleanup), outcome.cleanup
+    assert "test_klp_callbacks_demo" not in livepatch.read_all(
+        klp_harness_session.guest(klp_arch))
+
+
 def test_a_load_expected_to_fail_that_succeeds_is_a_failure(klp_harness_session, klp_arch,
                                                            tmp_path):
     path = tmp_path / "wrong-error.yaml"
