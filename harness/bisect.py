@@ -188,7 +188,10 @@ def _run_scenarios(plan: Plan, session: Session, scenarios: List[Scenario]) -> T
     for round_ in range(1, plan.repeat + 1):
         for sc in scenarios:
             try:
+                session.machine(plan.arch)   # a guest that does not boot: skip, not bad
                 outcome = session.run_scenario(sc, plan.arch)
+            except QemuStartError:
+                raise                     # the host's QEMU, not the kernel
             except ScenarioError as e:    # e.g. a module this commit does not have
                 raise _Verdict(SKIP, f"cannot run {sc.id} at this commit: {e}")
             except (BootError, WaitTimeout) as e:   # a fresh guest for the next round failed

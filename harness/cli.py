@@ -13,7 +13,7 @@ from typing import List
 from . import (accel, arch as archmod, bisect, external, hosttools, image as imagemod,
                kernelbuild, kselftest, livepatch, modules, runner)
 from .errors import HarnessError, InputError
-from .machine import Machine, MachineConfig
+from .machine import MIN_MEMORY_MB, Machine, MachineConfig, cpu_count, memory_size
 from .scenario import Scenario, discover, known_upstream_failures
 from .session import Options, Session, summary
 
@@ -41,8 +41,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _machine_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
                    help="auto: KVM if a probe boot works, else TCG (default)")
-    p.add_argument("--smp", type=int, default=2, help="guest CPUs (default 2)")
-    p.add_argument("--memory", type=int, default=512, help="guest memory in MiB (default 512)")
+    p.add_argument("--smp", type=cpu_count, default=2, help="guest CPUs (default 2)")
+    p.add_argument("--memory", type=memory_size, default=512,
+                   help=f"guest memory in MiB (default 512, at least {MIN_MEMORY_MB})")
 
 
 def _options(args) -> Options:

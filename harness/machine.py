@@ -9,6 +9,7 @@ faster, and the guest boots without configuring an interface.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import secrets
 import shutil
@@ -41,6 +42,26 @@ STAGE_TIMEOUTS = {"qemu": 10.0, "banner": 20.0, "init": 60.0, "ssh": 30.0}
 KVM_SPEEDUP = 0.25
 # After SSH drops, how long to wait for the console to show why (a panic's trace, QEMU exit).
 PANIC_SETTLE_SECONDS = 10.0
+
+
+MIN_MEMORY_MB = 128   # the kernel and the initramfs (about 30 MiB unpacked) must fit
+
+
+def cpu_count(text: str) -> int:
+    """--smp's value: a whole number of guest CPUs, 1 or more."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"guest CPUs must be a whole number of 1 or more, "
+                                          f"got {text!r}")
+    return int(text)
+
+
+def memory_size(text: str) -> int:
+    """--memory's value: MiB of guest memory, at least MIN_MEMORY_MB."""
+    if not text.isdigit() or int(text) < MIN_MEMORY_MB:
+        raise argparse.ArgumentTypeError(
+            f"guest memory is a number of MiB of at least {MIN_MEMORY_MB} (the kernel and its "
+            f"initramfs must fit), got {text!r}")
+    return int(text)
 
 
 @dataclass

@@ -22,6 +22,7 @@ import pytest
 
 from . import arch as archmod, cache, external, image as imagemod
 from .errors import HarnessError, InputError
+from .machine import cpu_count
 from .runner import Outcome
 from .scenario import Scenario
 from .session import Options, Session, summary
@@ -40,7 +41,7 @@ def pytest_addoption(parser):
     g.addoption("--kernel-tree", dest="klp_kernel_tree", type=Path, metavar="PATH",
                 help="build the image's kernel from this local source tree")
     g.addoption("--accel", dest="klp_accel", choices=("auto", "kvm", "tcg"), default="auto")
-    g.addoption("--smp", dest="klp_smp", type=int, default=2)
+    g.addoption("--smp", dest="klp_smp", type=cpu_count, default=2, help="guest CPUs")
     g.addoption("--klp-artifacts", dest="klp_artifacts", default="artifacts",
                 help="where failed tests leave console/kernel logs and commands")
     g.addoption("--ko-dir", action="append", dest="klp_ko_dirs", type=Path, default=[],

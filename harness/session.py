@@ -69,6 +69,7 @@ class Session:
         self.options.artifacts = Path(options.artifacts).resolve()
         self._arches: Dict[str, ArchState] = {}
         self._failed: Dict[str, HarnessError] = {}   # arches whose image or modules failed
+        self._unbootable: Dict[str, BootError] = {}  # arches whose guest did not boot
 
     def prepare(self, arches: List[str], images=()) -> None:
         """Build what ``arches`` need (image, modules, programs), and the other ``images``
@@ -113,7 +114,11 @@ class Session:
         return self._arches[arch]
 
     def machine(self, arch: str) -> Machine:
-        """The running guest for ``arch``, booting one if there is none or it died."""
+        """The running guest for ``arch``, booting one if there is none or it died. A boot
+        that fails marks the arch broken: later calls raise that failure at once instead of
+        booting again for every test (labgrid's never_retry)."""
+        if arch in self._unbootable:
+            raise self._unbootable[arch]
         st = self.state(arch)
         if st.machine is not None and (not st.machine.alive() or st.machine.console.panic):
             log(f"{arch}: guest is gone (panic or QEMU exit); the next test boots a fresh one")
@@ -130,6 +135,11 @@ class Session:
             started = time.monotonic()
             try:
                 machine.boot()
+            except BootError as e:
+                machine.shutdown()
+                self._unbootable[arch] = e
+                log(f"{arch}: the guest did not boot; the arch's other tests fail at once")
+                raise
             except BaseException:
                 machine.shutdown()
                 raise
@@ -161,7 +171,12 @@ class Session:
             return runner.Outcome(scenario.id, arch, "skip", reason,
                                   kernel=st.image.kernel_release)
         scenario.check_modules(st.catalog.names())   # before booting: file, line, module
-        machine = self.machine(arch)
+        try:
+            machine = self.machine(arch)
+        except BootError as e:
+            return runner.Outcome(scenario.id, arch, "fail", f"the {arch} guest does not "
+                                  f"boot (its first failure in this run): {e}",
+                                  kernel=st.image.kernel_release)
         first_command = len(machine.guest.history)
         try:
             outcome = runner.Runner(machine.guest, st.catalog, arch, st.image, st.counter,

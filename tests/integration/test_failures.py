@@ -9,6 +9,7 @@ from harness.errors import GuestPanic, QemuStartError, WaitTimeout
 from harness.guest import Guest
 from harness.machine import Machine, MachineConfig
 from harness.scenario import Scenario
+from harness.session import Options, Session
 
 pytestmark = pytest.mark.vm
 
@@ -44,6 +45,24 @@ def test_qemu_that_quits_while_starting_shows_its_stderr(arch_state, tmp_path):
     assert "QEMU" in message and "command: " in message
     stderr = (tmp_path / "qemu-stderr.log").read_text().strip()
     assert stderr and stderr.splitlines()[-1] in message
+
+
+def test_an_arch_whose_guest_does_not_boot_fails_its_scenarios_at_once(klp_arch, tmp_path):
+    """One boot failure marks the arch broken: its other scenarios fail at once quoting
+    it, with no second boot, and the run still ends with every outcome (a summary)."""
+    smoke = Scenario.load(imagemod.PROJECT / "scenarios" / "smoke" / "klp-cmdline.yaml")
+    session = Session(Options(memory_mb=16, artifacts=tmp_path))   # QEMU cannot start
+    try:
+        started = time.monotonic()
+        outcomes = session.run_all([smoke, smoke, smoke], [klp_arch])
+        elapsed = time.monotonic() - started
+    finally:
+        session.close()
+    assert [o.status for o in outcomes] == ["fail"] * 3
+    assert all(f"the {klp_arch} guest does not boot (its first failure in this run): QEMU "
+               "did not start" in o.message for o in outcomes), outcomes[0].message
+    assert session.state(klp_arch).boots == 1
+    assert elapsed < 60, elapsed
 
 
 def test_panic_during_a_test_ends_the_command_at_once(arch_state, tmp_path):

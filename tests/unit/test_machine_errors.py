@@ -14,3 +14,16 @@ def test_missing_qemu_names_the_package(tmp_path):
         machine.boot()
     assert "qemu-system-misc" in str(info.value)
     machine.shutdown()
+
+
+@pytest.mark.parametrize("argv, complaint", [
+    (["--smp", "0"], "guest CPUs must be a whole number of 1 or more, got '0'"),
+    (["--smp", "-1"], "guest CPUs must be a whole number of 1 or more, got '-1'"),
+    (["--memory", "16"], "guest memory is a number of MiB of at least 128"),
+    (["--memory", "0"], "guest memory is a number of MiB of at least 128")])
+def test_bad_machine_options_are_refused_before_anything_runs(argv, complaint, capsys):
+    from harness import cli
+    with pytest.raises(SystemExit) as info:
+        cli.main(["run", *argv, "scenarios/smoke"])
+    assert info.value.code == 2
+    assert complaint in capsys.readouterr().err
