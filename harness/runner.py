@@ -147,10 +147,11 @@ class Runner:
                 try:
                     self._step(step, begin)
                 except (StepFailed, WaitTimeout, HarnessError) as e:
-                    if isinstance(e, BootError):  # panic or QEMU gone: not a step's fault
-                        raise
-                    raise StepFailed(f"step {index + 1}, {step.describe(scenario.source)}: {e}") \
-                        from None
+                    # A panic or QEMU gone is reported as this step's failure too: the step
+                    # that was running is what a reader needs first.
+                    died = "the guest died: " if isinstance(e, BootError) else ""
+                    raise StepFailed(f"step {index + 1}, {step.describe(scenario.source)}: "
+                                     f"{died}{e}") from None
                 except ScenarioSkipped as e:
                     raise ScenarioSkipped(f"step {index + 1}, "
                                           f"{step.describe(scenario.source)}: {e}") from None

@@ -153,6 +153,20 @@ def test_a_stalled_transition_names_exactly_the_task_holding_it(klp_harness_sess
         klp_harness_session.guest(klp_arch))
 
 
+def test_a_panic_in_a_scenario_names_the_step_and_its_time(klp_harness_session, klp_arch,
+                                                           tmp_path):
+    path = tmp_path / "crash.yaml"
+    path.write_text("steps:\n  - run: 'true'\n  - run: echo c > /proc/sysrq-trigger\n")
+    outcome = klp_harness_session.run_scenario(Scenario.load(path), klp_arch)
+    assert outcome.status == "fail"
+    assert outcome.message.startswith(f"step 2, run ({path}:3): the guest died: kernel panic"), \
+        outcome.message
+    assert "sysrq triggered crash" in outcome.message
+    assert outcome.seconds > 0
+    # the next test gets a fresh guest
+    assert klp_harness_session.guest(klp_arch).run("echo alive").stdout == "alive\n"
+
+
 def test_a_load_expected_to_fail_that_succeeds_is_a_failure(klp_harness_session, klp_arch,
                                                            tmp_path):
     path = tmp_path / "wrong-error.yaml"
