@@ -106,6 +106,13 @@ def arches_for(name: str, requested: Optional[List[str]] = None) -> List[str]:
 
 
 def recipe_path(name: str) -> Path:
+    """A recipe by name (images/<name>.yaml, or $KLP_HARNESS_IMAGES/<name>.yaml), or a
+    recipe file of one's own given by its path (ending in .yaml)."""
+    if name.endswith(".yaml"):
+        path = Path(name)
+        if not path.is_file():
+            raise RecipeError(path, None, None, "no such image recipe file")
+        return path
     path = IMAGES_DIR / f"{name}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in IMAGES_DIR.glob("*.yaml"))
@@ -183,7 +190,7 @@ def build(name: str = DEFAULT_IMAGE, arch: str = "x86_64", mirror: Optional[str]
     builder.check_livepatch_arch()
     for program, package in hosttools.needed_for([arch], recipe.builds_kernel).items():
         hosttools.require(program, package, f"to build and boot {arch} images")
-    key = f"{name}-{arch}-{builder.input_hash()}"
+    key = f"{recipe.name}-{arch}-{builder.input_hash()}"
     image = Image.from_dir(cache.entry("images", key, builder.run,
                                        f"image {name} for {arch} ({builder.kernel_label()})"))
     builder.sync_kbuild()

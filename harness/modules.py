@@ -18,7 +18,7 @@ from typing import Dict, Iterable, List, Optional, Set
 from . import arch as archmod
 from . import cache, hosttools
 from .errors import BuildError, HarnessError, ModuleBuildError
-from .image import PROJECT, Image, module_name
+from .image import PROJECT, Image, module_name, recipe_path
 
 OUR_MODULES = Path(os.environ.get("KLP_HARNESS_MODULES", PROJECT / "scenarios" / "modules"))
 SOURCE_SUFFIXES = (".c", ".h")
@@ -166,9 +166,10 @@ def known_names(image_name: str) -> Optional[Set[str]]:
     validation before anything is built); None if no image of it is in the cache yet,
     since the upstream modules come from the image's kernel source."""
     names = {p.stem for p in OUR_MODULES.glob("*.c")} if OUR_MODULES.is_dir() else set()
-    for manifest in sorted((cache.root() / "images").glob(f"{image_name}-*/manifest.json")):
+    name = recipe_path(image_name).stem   # a recipe file's path names it by its stem
+    for manifest in sorted((cache.root() / "images").glob(f"{name}-*/manifest.json")):
         image = Image.from_dir(manifest.parent)
-        if image.name == image_name:
+        if image.name == name:
             if image.selftest_modules is not None:
                 names |= {p.stem for p in image.selftest_modules.glob("*.c")}
             return names

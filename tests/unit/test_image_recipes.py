@@ -112,3 +112,13 @@ def test_a_kernel_tree_too_old_for_livepatch_on_the_arch_is_refused_naming_both(
     assert str(info.value) == (
         f"the kernel tree {tree} is Linux 6.12.57, which has no livepatch on arm64 (it came "
         "with Linux 6.17): choose another --arch, or a kernel of 6.17 or later")
+
+
+def test_a_recipe_of_ones_own_is_named_by_its_path(tmp_path):
+    mine = tmp_path / "my-7.3.yaml"
+    mine.write_text(image.recipe_path(image.DEFAULT_IMAGE).read_text())
+    assert image.recipe_path(str(mine)) == mine
+    assert image.arches_for(str(mine)) == image.Recipe.load(mine).arches
+    assert image.Recipe.load(mine).name == "my-7.3"
+    with pytest.raises(RecipeError, match=r"nope.yaml: no such image recipe file"):
+        image.recipe_path(str(tmp_path / "nope.yaml"))
