@@ -239,6 +239,11 @@ class Runner:
             raise StepFailed(f"writing {value} to {path} failed: {result.stderr.strip()}")
 
     def _do_unload(self, name: str) -> None:
+        enabled = self.guest.run(f"cat {SYSFS}/{name}/enabled 2>/dev/null").stdout.strip()
+        if enabled == "1":   # the kernel holds an enabled livepatch's module: no wait ends
+            raise StepFailed(f"livepatch {name} is still enabled, and the kernel keeps an "
+                             f"enabled livepatch's module loaded: disable it first "
+                             f"(`- disable: {name}` before this step)")
         livepatch.wait_unused(self.guest, name, self._timeout)
         self._log(f"% rmmod {name}")
         result = livepatch.unload(self.guest, name, check=False)

@@ -167,6 +167,18 @@ def test_a_panic_in_a_scenario_names_the_step_and_its_time(klp_harness_session, 
     assert klp_harness_session.guest(klp_arch).run("echo alive").stdout == "alive\n"
 
 
+def test_unloading_an_enabled_livepatch_says_so_at_once(klp_harness_session, klp_arch,
+                                                        tmp_path):
+    path = tmp_path / "unload.yaml"
+    path.write_text("steps:\n  - load: klp_cmdline\n  - unload: klp_cmdline\n")
+    outcome = klp_harness_session.run_scenario(Scenario.load(path), klp_arch)
+    assert outcome.status == "fail"
+    # said at once, not "timed out ... reference count" after the step's timeout
+    assert outcome.message.startswith(
+        f"step 2, unload ({path}:3): livepatch klp_cmdline is still enabled"), outcome.message
+    assert "`- disable: klp_cmdline` before this step" in outcome.message
+
+
 def test_a_load_expected_to_fail_that_succeeds_is_a_failure(klp_harness_session, klp_arch,
                                                            tmp_path):
     path = tmp_path / "wrong-error.yaml"
