@@ -53,16 +53,13 @@ def test_an_arch_whose_guest_does_not_boot_fails_its_scenarios_at_once(klp_arch,
     smoke = Scenario.load(imagemod.PROJECT / "scenarios" / "smoke" / "klp-cmdline.yaml")
     session = Session(Options(memory_mb=16, artifacts=tmp_path))   # QEMU cannot start
     try:
-        started = time.monotonic()
         outcomes = session.run_all([smoke, smoke, smoke], [klp_arch])
-        elapsed = time.monotonic() - started
     finally:
         session.close()
     assert [o.status for o in outcomes] == ["fail"] * 3
     assert all(f"the {klp_arch} guest does not boot (its first failure in this run): QEMU "
                "did not start" in o.message for o in outcomes), outcomes[0].message
-    assert session.state(klp_arch).boots == 1
-    assert elapsed < 60, elapsed
+    assert session.state(klp_arch).boots == 1   # booted once, not once per scenario
 
 
 def test_panic_during_a_test_ends_the_command_at_once(arch_state, tmp_path):
