@@ -18,6 +18,7 @@ from . import cache
 from .arch import ArchProfile
 from .errors import HarnessError
 from .image import Image
+from .machine import Machine, MachineConfig
 
 PROBE_TIMEOUT_SCALE = 0.25   # KVM boots in well under a quarter of the TCG budget
 
@@ -38,7 +39,6 @@ def _probe_key(profile: ArchProfile, image: Image) -> str:
 
 def probe(profile: ArchProfile, image: Image) -> Tuple[bool, str]:
     """Boot ``image`` under KVM to init; (works, what was seen)."""
-    from .machine import Machine, MachineConfig  # machine imports image; avoid a cycle
     verdict_file = cache.root() / "kvm-probe" / f"{_probe_key(profile, image)}.json"
     if verdict_file.exists():
         verdict = json.loads(verdict_file.read_text())

@@ -161,9 +161,7 @@ class Machine:
             self.console.expect(f"{READY_MARKER} {self.boot_id}", self.timeout("init"),
                                 f"init's ready marker '{READY_MARKER}'")
             self.stage_times["init"] = time.monotonic() - start
-        except WaitTimeout as e:
-            if isinstance(e, GuestPanic):
-                raise
+        except WaitTimeout as e:   # a panic is a GuestPanic (a BootError), not caught here
             raise BootError(f"{self.profile.name} guest did not boot: {e}",
                             self.console.excerpt(), self.console_log) from None
         self.console.start_watch()
