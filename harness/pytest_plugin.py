@@ -22,6 +22,7 @@ import pytest
 
 from . import arch as archmod, cache, external, image as imagemod
 from .errors import HarnessError, InputError
+from .livetest import LiveTest
 from .machine import cpu_count
 from .runner import Outcome
 from .scenario import Scenario
@@ -278,6 +279,16 @@ def klp_guest(klp_machine):
 def klp_modules(klp_harness_session, klp_arch):
     """The module catalog (upstream selftest modules and ours) for this arch's image."""
     return klp_harness_session.state(klp_arch).catalog
+
+
+@pytest.fixture
+def klp_livetest(klp_harness_session, klp_arch, request):
+    """Makes a ``livetest.LiveTest`` on this arch's guest, named after the test:
+    ``with klp_livetest() as t: t.load(...); ...`` (keyword arguments: expect_splat,
+    shadow_baseline). Leaving the block runs the scenarios' end checks."""
+    def make(**kw) -> LiveTest:
+        return LiveTest(klp_harness_session, klp_arch, request.node.name, **kw)
+    return make
 
 
 @pytest.fixture

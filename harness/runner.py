@@ -137,45 +137,60 @@ class Runner:
                 reason = f"{why} (its requires.guest check failed in the guest)"
         if reason:
             return Outcome(scenario.id, self.arch, "skip", reason)
-        self._loaded, self._vars = [], {}
-        self._last_step = "the scenario began"
-        self._shadow_start = self.counter.read() if self.counter else None
-        begin = self.guest.kmsg_cursor()
+        begin = self.begin()
         outcome = Outcome(scenario.id, self.arch, "pass")
         try:
             for index, step in enumerate(scenario.steps):
-                try:
-                    self._step(step, begin)
-                except (StepFailed, WaitTimeout, HarnessError) as e:
-                    # A panic or QEMU gone is reported as this step's failure too: the step
-                    # that was running is what a reader needs first.
-                    died = "the guest died: " if isinstance(e, BootError) else ""
-                    raise StepFailed(f"step {index + 1}, {step.describe(scenario.source)}: "
-                                     f"{died}{e}") from None
-                except ScenarioSkipped as e:
-                    raise ScenarioSkipped(f"step {index + 1}, "
-                                          f"{step.describe(scenario.source)}: {e}") from None
-                if step.kind in LIVEPATCH_STEPS:
-                    self._last_step = f"step {index + 1} ({step.summary()})"
+                self.run_step(step, index, scenario.source, begin)
             if not scenario.expect_splat:
-                self._no_splat(begin)
+                self.check_no_splat(begin)
         except StepFailed as e:
             outcome.status, outcome.message = "fail", str(e)
         except ScenarioSkipped as e:
             outcome.status, outcome.message = "skip", str(e)
         finally:
-            if not (self.guest.machine.console and self.guest.machine.console.panic):
-                try:
-                    outcome.kmsg = kmsg.text(self.guest.kmsg_since(begin))
-                    if outcome.status == "fail":
-                        outcome.sysfs = livepatch.snapshot(self.guest)
-                    outcome.cleanup = self._cleanup()
-                    if outcome.status != "skip":
-                        self._leak_check(scenario, outcome)
-                except HarnessError:
-                    pass
+            self.end(outcome, begin, scenario.shadow_baseline)
             outcome.seconds = time.monotonic() - start
         return expected_failure(scenario, known_failure(scenario, outcome))
+
+    # -- the parts of a run, shared with Python tests (livetest.LiveTest) -----------------
+
+    def begin(self) -> int:
+        """Start a scenario: forget the last one's modules and variables, take the shadow
+        counts to compare against; returns the kernel log cursor of its start."""
+        self._loaded, self._vars = [], {}
+        self._last_step = "the scenario began"
+        self._shadow_start = self.counter.read() if self.counter else None
+        return self.guest.kmsg_cursor()
+
+    def run_step(self, step: Step, index: int, source: Path, begin: int) -> None:
+        """Run one step and its checks; a failure names the step and where it is written."""
+        try:
+            self._step(step, begin)
+        except (StepFailed, WaitTimeout, HarnessError) as e:
+            # A panic or QEMU gone is reported as this step's failure too: the step
+            # that was running is what a reader needs first.
+            died = "the guest died: " if isinstance(e, BootError) else ""
+            raise StepFailed(f"step {index + 1}, {step.describe(source)}: {died}{e}") from None
+        except ScenarioSkipped as e:
+            raise ScenarioSkipped(f"step {index + 1}, {step.describe(source)}: {e}") from None
+        if step.kind in LIVEPATCH_STEPS:
+            self._last_step = f"step {index + 1} ({step.summary()})"
+
+    def end(self, outcome: Outcome, begin: int, shadow_baseline: Dict[int, int]) -> None:
+        """Whatever happened: keep the kernel log (and sysfs, after a failure), clean up,
+        and check for shadow variable leaks (a leak fails a passing outcome)."""
+        if self.guest.machine.console and self.guest.machine.console.panic:
+            return
+        try:
+            outcome.kmsg = kmsg.text(self.guest.kmsg_since(begin))
+            if outcome.status == "fail":
+                outcome.sysfs = livepatch.snapshot(self.guest)
+            outcome.cleanup = self._cleanup()
+            if outcome.status != "skip":
+                self._leak_check(shadow_baseline, outcome)
+        except HarnessError:
+            pass
 
     # -- steps ----------------------------------------------------------------------------
 
@@ -359,14 +374,14 @@ class Runner:
             if hits:
                 raise StepFailed(f"kernel log shows {text!r}, which must not appear: {hits[0]!r}")
 
-    def _leak_check(self, scenario: Scenario, outcome: Outcome) -> None:
+    def _leak_check(self, baseline: Dict[int, int], outcome: Outcome) -> None:
         """After clean-up, no more shadow variables may be live than when the scenario began,
         plus its declared `shadow-baseline`. Leaks are then freed (if none of that id were
         live at the start), so they cannot carry into the next scenario."""
         if self.counter is None:
             return
         end = self.counter.read()
-        over = shadow.leaks(self._shadow_start, end, scenario.shadow_baseline)
+        over = shadow.leaks(self._shadow_start, end, baseline)
         if not over:
             return
         problems = []
@@ -386,7 +401,7 @@ class Runner:
         else:
             outcome.message += f"\nalso {leak}"
 
-    def _no_splat(self, begin: int) -> None:
+    def check_no_splat(self, begin: int) -> None:
         records = self.guest.kmsg_since(begin)
         for i, r in enumerate(records):
             # The kernel's own records only: lines written to /dev/kmsg are facility 1+.

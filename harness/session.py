@@ -179,14 +179,21 @@ class Session:
                                   kernel=st.image.kernel_release)
         first_command = len(machine.guest.history)
         try:
-            outcome = runner.Runner(machine.guest, st.catalog, arch, st.image, st.counter,
-                                    st.counter_unavailable).run(scenario)
+            outcome = self.runner(arch).run(scenario)
         except BootError as e:
             outcome = runner.Outcome(scenario.id, arch, "fail", str(e))
         outcome.kernel = st.image.kernel_release
         if outcome.status in ("fail", "xfail"):
             self.save_artifacts(scenario.id, arch, outcome, machine, first_command)
         return outcome
+
+    def runner(self, arch: str) -> runner.Runner:
+        """A Runner on ``arch``'s running guest (booted if need be), with its modules and
+        its shadow counter: for scenarios, and for Python tests (livetest.LiveTest)."""
+        machine = self.machine(arch)
+        st = self.state(arch)
+        return runner.Runner(machine.guest, st.catalog, arch, st.image, st.counter,
+                             st.counter_unavailable)
 
     def run_all(self, scenarios: List[Scenario], arches: List[str], parallel: bool = True,
                 report: Optional[Callable[[runner.Outcome], None]] = None) -> List[runner.Outcome]:
