@@ -109,6 +109,7 @@ def cmd_run(args) -> int:
     print(f"# wall time {time.monotonic() - started:.1f}s for {len(arches)} arch(es)"
           + ("" if args.serial or len(arches) == 1 else ", in parallel"), file=sys.stderr)
     print(summary(outcomes))
+    print(f"artifacts of this run: {session.options.artifacts}")
     return 1 if any(o.status == "fail" for o in outcomes) else 0
 
 

@@ -26,10 +26,11 @@ from .livetest import LiveTest
 from .machine import cpu_count
 from .runner import Outcome
 from .scenario import Scenario
-from .session import Options, Session, summary
+from .session import Options, Session, new_run_id, summary
 
 _SESSION = pytest.StashKey[Session]()
 _OUTCOMES = pytest.StashKey[list]()
+_RUN_ID = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser):
@@ -88,6 +89,9 @@ def pytest_configure(config):
     for topic in sorted(topics):
         config.addinivalue_line("markers", f"{_marker(topic)}: scenarios under a {topic}/ directory")
     config.addinivalue_line("markers", "external: livepatch modules given with --ko-dir")
+    # One artifacts dir for the run, also across xdist workers (see pytest_configure_node).
+    config.stash[_RUN_ID] = (getattr(config, "workerinput", {}).get("klp_run_id")
+                             or new_run_id())
     results = _Results()
     config.pluginmanager.register(results, "klp-harness-results")
     config.stash[_OUTCOMES] = results.outcomes
@@ -111,13 +115,20 @@ def _show(config, line: str) -> None:
         terminal.write_line(line)
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """xdist: each worker writes its artifacts into the controller's run dir."""
+    node.workerinput["klp_run_id"] = node.config.stash[_RUN_ID]
+
+
 def klp_session(config) -> Session:
     if _SESSION not in config.stash:
         config.stash[_SESSION] = Session(Options(
             image=config.getoption("klp_image"), accel=config.getoption("klp_accel"),
             cpus=config.getoption("klp_smp"), kernel_tree=config.getoption("klp_kernel_tree"),
             artifacts=Path(config.getoption("klp_artifacts")),
-            ko_dirs=config.getoption("klp_ko_dirs"), worker=_worker(config)))
+            ko_dirs=config.getoption("klp_ko_dirs"), worker=_worker(config),
+            run_id=config.stash[_RUN_ID]))
     return config.stash[_SESSION]
 
 
@@ -245,10 +256,14 @@ class _Results:
 
 
 def pytest_terminal_summary(terminalreporter):
-    outcomes = terminalreporter.config.stash.get(_OUTCOMES, [])
+    config = terminalreporter.config
+    outcomes = config.stash.get(_OUTCOMES, [])
     if outcomes:
         terminalreporter.write_sep("=", "klp-harness scenarios")
         terminalreporter.write_line(summary(outcomes))
+        run_dir = Path(config.getoption("klp_artifacts")).resolve() / config.stash[_RUN_ID]
+        if run_dir.is_dir():
+            terminalreporter.write_line(f"artifacts of this run: {run_dir}")
 
 
 # -- fixtures for Python tests ------------------------------------------------------------

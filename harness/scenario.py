@@ -313,10 +313,17 @@ class Scenario:
 
     @property
     def id(self) -> str:
-        """The file's path under scenarios/ without .yaml (names repeat across topics)."""
-        parts = self.path.resolve().with_suffix("").parts
-        return "/".join(parts[len(parts) - parts[::-1].index("scenarios"):]) \
-            if "scenarios" in parts else self.name
+        """The file's path without .yaml: under scenarios/ from there (names repeat across
+        topics), elsewhere from the current directory (or whole, outside it), so that two
+        files of one name never share a summary row or an artifacts dir."""
+        path = self.path.resolve().with_suffix("")
+        parts = path.parts
+        if "scenarios" in parts:
+            return "/".join(parts[len(parts) - parts[::-1].index("scenarios"):])
+        try:
+            return str(path.relative_to(Path.cwd()))
+        except ValueError:
+            return str(path)
 
     @property
     def arches(self) -> List[str]:

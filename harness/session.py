@@ -8,6 +8,7 @@ output.
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import re
 import shutil
 import sys
@@ -43,6 +44,7 @@ class Options:
     module_dirs: List[Path] = field(default_factory=list)   # more module sources (.c)
     ko_dirs: List[Path] = field(default_factory=list)       # modules built elsewhere (.ko)
     worker: str = ""                    # names this process's machines (pytest-xdist)
+    run_id: str = ""                    # this run's dir under artifacts (default: a new one)
 
 
 @dataclass
@@ -66,7 +68,13 @@ def log(message: str) -> None:
 class Session:
     def __init__(self, options: Options):
         self.options = options
-        self.options.artifacts = Path(options.artifacts).resolve()
+        # Each run writes under a dir of its own, so neither a concurrent run nor a later
+        # one overwrites its artifacts; <artifacts>/latest points to the newest run's.
+        base = Path(options.artifacts).resolve()
+        self.options.run_id = options.run_id or new_run_id()
+        self.options.artifacts = base / self.options.run_id
+        self.options.artifacts.mkdir(parents=True, exist_ok=True)
+        _point_latest(base, self.options.run_id)
         self._arches: Dict[str, ArchState] = {}
         self._failed: Dict[str, HarnessError] = {}   # arches whose image or modules failed
         self._unbootable: Dict[str, BootError] = {}  # arches whose guest did not boot
@@ -231,7 +239,10 @@ class Session:
     def save_artifacts(self, name: str, arch: str, outcome: runner.Outcome, machine: Machine,
                        first_command: int = 0) -> Path:
         target = self.options.artifacts / "failed" / f"{_safe(name)}[{arch}]"
-        shutil.rmtree(target, ignore_errors=True)
+        for n in range(2, 1000):   # the same test failing twice in a run (e.g. --repeat)
+            if not target.exists():
+                break
+            target = target.with_name(f"{_safe(name)}[{arch}]-{n}")
         target.mkdir(parents=True)
         (target / "failure.txt").write_text(
             f"kernel {outcome.kernel or '(none)'}, image {self.options.image}"
@@ -261,6 +272,22 @@ class Session:
             if st.machine is not None:
                 st.machine.shutdown()
                 st.machine = None
+
+
+def new_run_id() -> str:
+    """A name for one run's artifacts: when it began, and the process (runs at once)."""
+    return f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+
+
+def _point_latest(base: Path, run_id: str) -> None:
+    """<base>/latest -> run_id, replaced atomically (xdist workers of a run all set it)."""
+    tmp = base / f".latest.{os.getpid()}.{threading.get_ident()}"
+    try:
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(run_id)
+        tmp.replace(base / "latest")
+    except OSError:   # a file system without symlinks: the run's own path is printed
+        tmp.unlink(missing_ok=True)
 
 
 def _ignore_harness_errors(fn, *args) -> None:

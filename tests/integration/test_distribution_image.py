@@ -114,7 +114,7 @@ def test_a_qa_run_passes_what_applies_to_6_1_and_writes_junit_and_artifacts(x86_
                    if c.find("skipped") is not None]
     assert all(skipped_for), "every skip says why"
 
-    evidence = artifacts / "failed" / "external_klp_qa_warns[x86_64]"
+    evidence = artifacts / "latest" / "failed" / "external_klp_qa_warns[x86_64]"
     for name in ("failure.txt", "kmsg.txt", "console.log", "commands.txt",
                  "sysfs-at-failure.txt", "sysfs-after-cleanup.txt"):
         assert (evidence / name).stat().st_size > 0, name

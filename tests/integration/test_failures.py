@@ -1,6 +1,7 @@
 """Failures must be clear and fast: panics, SSH that never answers, broken scenarios."""
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -109,7 +110,9 @@ def test_a_broken_expectation_fails_naming_the_step_and_cleans_up(klp_harness_se
     assert "test_klp_livepatch" not in livepatch.read_all(guest)
     assert "test_klp_livepatch" not in livepatch.loaded_modules(guest)
     # ... and the evidence was kept.
-    artifacts = klp_harness_session.options.artifacts / "failed" / f"broken[{klp_arch}]"
+    artifacts = Path(outcome.message.rsplit("\nartifacts: ", 1)[1])
+    assert artifacts.parent == klp_harness_session.options.artifacts / "failed"
+    assert artifacts.name.endswith(f"broken[{klp_arch}]")   # its id: the file's whole path
     for name in ("failure.txt", "kmsg.txt", "console.log", "commands.txt",
                  "sysfs-at-failure.txt", "sysfs-after-cleanup.txt"):
         assert (artifacts / name).stat().st_size > 0, name

@@ -27,7 +27,7 @@ def test_two_workers_each_boot_one_arch(request, tmp_path):
         env=dict(os.environ, PYTHONPATH=str(imagemod.PROJECT)))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     booted = {w.name: sorted(m.name for m in w.iterdir())
-              for w in (artifacts / "machines").iterdir()}
+              for w in (artifacts / "latest" / "machines").iterdir()}
     assert sorted(booted) == ["gw0", "gw1"], booted
     assert sorted(m for ms in booted.values() for m in ms) == sorted(f"{a}-1" for a in arches)
     cases = list(ET.parse(junit).iter("testcase"))

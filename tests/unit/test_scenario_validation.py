@@ -238,3 +238,13 @@ def test_validate_with_an_unknown_image_is_an_error(capsys):
     from harness import cli
     assert cli.main(["validate", "--image", "bogus"]) == 2
     assert "no image recipe named 'bogus'" in capsys.readouterr().err
+
+
+def test_two_files_of_one_name_in_different_dirs_have_different_ids(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ids = []
+    for d in ("qa-a", "qa-b"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "check.yaml").write_text("steps:\n  - run: 'true'\n")
+        ids.append(Scenario.load(tmp_path / d / "check.yaml").id)
+    assert ids == ["qa-a/check", "qa-b/check"]

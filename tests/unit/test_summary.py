@@ -35,3 +35,13 @@ def test_the_table_names_the_kernel_each_arch_ran():
                      Outcome("a", "arm64", "pass", kernel="7.3.4-dirty")]).splitlines()
     assert table[0] == "kernels: x86_64 7.3.4, arm64 7.3.4-dirty"
     assert table[1].split() == ["scenario", "x86_64", "arm64"]
+
+
+def test_each_run_has_its_own_artifacts_dir_and_latest_points_to_the_newest(tmp_path):
+    from harness.session import Options, Session
+    first = Session(Options(artifacts=tmp_path, run_id="run-1"))
+    second = Session(Options(artifacts=tmp_path))
+    assert first.options.artifacts == tmp_path / "run-1"
+    assert second.options.artifacts.parent == tmp_path and second.options.run_id != "run-1"
+    assert (tmp_path / "latest").resolve() == second.options.artifacts
+    assert first.options.artifacts.is_dir() and second.options.artifacts.is_dir()
