@@ -119,6 +119,7 @@ def cmd_kselftest(args) -> int:
     session = Session(_options(args))
     all_ok = True
     try:
+        session.prepare(_arches(args))   # every arch's image built at the same time
         for a in _arches(args):
             start = time.monotonic()
             guest = session.guest(a)
@@ -209,8 +210,7 @@ def cmd_bench_parity(args) -> int:
     failed = 0
     session = Session(options)
     try:
-        for a in arches:
-            session.state(a)
+        session.prepare(arches)
         for a in arches:
             guest = session.guest(a)
             report = kselftest.run(guest, session.state(a).image,
