@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import List
 
 from . import (accel, arch as archmod, bisect, external, hosttools, image as imagemod,
-               kernelbuild, kselftest, livepatch, modules, runner)
+               kernelbuild, kselftest, livepatch, modules, options, runner)
 from .errors import HarnessError, InputError
-from .machine import MIN_MEMORY_MB, Machine, MachineConfig, cpu_count, memory_size
+from .machine import Machine, MachineConfig
 from .scenario import Scenario, discover, known_upstream_failures
 from .session import Options, Session, summary
 
@@ -26,31 +26,16 @@ def _arches(args) -> List[str]:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--arch", action="append", metavar="ARCH",
-                   help=f"guest architecture ({', '.join(archmod.NAMES)}); repeatable; "
-                        "default: every one the image supports")
-    p.add_argument("--image", default=imagemod.DEFAULT_IMAGE,
-                   help=f"image recipe name under images/ (default: {imagemod.DEFAULT_IMAGE})")
-    p.add_argument("--mirror", help="Debian mirror URL (default: this host's apt configuration, "
-                                    "or $KLP_HARNESS_MIRROR)")
-    p.add_argument("--kernel-tree", type=Path, metavar="PATH",
-                   help="build the image's kernel from this local source tree instead of the "
-                        "recipe's (images built from source only)")
+    options.add_to_parser(p, options.IMAGE)
 
 
 def _machine_opts(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
-                   help="auto: KVM if a probe boot works, else TCG (default)")
-    p.add_argument("--smp", type=cpu_count, default=2, help="guest CPUs (default 2)")
-    p.add_argument("--memory", type=memory_size, default=512,
-                   help=f"guest memory in MiB (default 512, at least {MIN_MEMORY_MB})")
+    options.add_to_parser(p, options.MACHINE)
 
 
 def _options(args) -> Options:
-    """Session options from the flags of _common, _machine_opts and --artifacts."""
-    return Options(image=args.image, accel=args.accel, cpus=args.smp, memory_mb=args.memory,
-                   mirror=args.mirror, kernel_tree=args.kernel_tree,
-                   artifacts=Path(args.artifacts), ko_dirs=getattr(args, "ko_dir", []))
+    """Session options from the flags of the option table that this command has."""
+    return options.session_options(lambda dest: getattr(args, dest))
 
 
 def cmd_setup(args) -> int:
@@ -206,9 +191,9 @@ def cmd_bench_parity(args) -> int:
     arch, boots included). Images and modules are built before any clock starts."""
     arches = _arches(args)
     scenarios = [Scenario.load(p) for p in discover([SCENARIOS / "parity"])]
-    options = _options(args)
+    opts = _options(args)
     failed = 0
-    session = Session(options)
+    session = Session(opts)
     try:
         session.prepare(arches)
         for a in arches:
@@ -227,7 +212,7 @@ def cmd_bench_parity(args) -> int:
             print(f"ratio {a} {ours / upstream:.2f}", flush=True)
     finally:
         session.close()
-    session = Session(options)
+    session = Session(opts)
     try:
         start = time.monotonic()
         outcomes = session.run_all(scenarios, arches, parallel=True)
@@ -301,19 +286,13 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("validate", help="check scenario files; exit 2 if any is invalid")
     s.add_argument("files", nargs="*", help="scenario files or directories (default: scenarios/)")
-    s.add_argument("--image", default=imagemod.DEFAULT_IMAGE,
-                   help="check module names against this image's modules (default: %(default)s)")
+    options.add_to_parser(s, options.IMAGE[1:2])   # --image: whose module names are known
     s.set_defaults(func=cmd_validate)
 
     s = sub.add_parser("run", help="run scenarios on booted guests and print a summary")
     _common(s)
     _machine_opts(s)
-    s.add_argument("--artifacts", default="artifacts",
-                   help="where failed scenarios leave logs (default: ./artifacts)")
-    s.add_argument("--ko-dir", action="append", default=[], type=Path, metavar="DIR",
-                   help="livepatch modules built for the image's kernel (.ko files): each "
-                        "runs through scenarios/generic/livepatch-module.yaml (then, without "
-                        "SCENARIO arguments, only those); repeatable")
+    options.add_to_parser(s, options.RUN)
     s.add_argument("--serial", action="store_true",
                    help="one architecture after the other (default: one thread per arch)")
     s.add_argument("scenarios", nargs="*", help="scenario files or directories "
@@ -324,22 +303,17 @@ def parser() -> argparse.ArgumentParser:
                                          "scripts unmodified in the guest; print KTAP")
     _common(s)
     _machine_opts(s)
-    s.add_argument("--artifacts", default="artifacts",
-                   help="where the KTAP and each script's output go, under "
-                        "kselftest/<arch>/ (default: ./artifacts)")
+    options.add_to_parser(s, options.RUN[:1])
     s.set_defaults(func=cmd_kselftest)
 
     s = sub.add_parser("bisect-run", help="one step of `git bisect run`: build, boot, run "
                                           "scenarios; exit 0 good, 1 bad, 125 skip, 128 abort",
                        description=bisect.__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    s.add_argument("--arch", help="guest architecture (default: the image's first)")
-    s.add_argument("--image", default=imagemod.DEFAULT_IMAGE,
-                   help="image recipe (default: %(default)s)")
-    s.add_argument("--mirror", help="Debian mirror URL (default: this host's apt configuration)")
-    s.add_argument("--kernel-tree", type=Path, metavar="PATH",
-                   help="kernel tree to build (default: the current directory, unless "
-                        "--modules is given: then the image's own kernel)")
+    options.add_to_parser(s, options.IMAGE, arch={
+        "action": "store", "help": "guest architecture (default: the image's first)"},
+        kernel_tree={"help": "kernel tree to build (default: the current directory, unless "
+                             "--modules is given: then the image's own kernel)"})
     s.add_argument("--modules", action="append", default=[], metavar="DIR",
                    help="livepatch module sources (.c) of the checkout; repeatable")
     s.add_argument("--build-dir", type=Path, metavar="DIR",
@@ -371,8 +345,7 @@ def parser() -> argparse.ArgumentParser:
                                         "wall times per arch, and all arches at once")
     _common(s)
     _machine_opts(s)
-    s.add_argument("--artifacts", default="artifacts/bench-parity",
-                   help="where failures leave logs (default: %(default)s)")
+    options.add_to_parser(s, options.RUN[:1], artifacts={"default": "artifacts/bench-parity"})
     s.set_defaults(func=cmd_bench_parity)
     s = bench.add_parser("shadow", help="cost of one shadow variable counter read, empty and "
                                         "with thousands of live variables")
@@ -380,8 +353,7 @@ def parser() -> argparse.ArgumentParser:
     _machine_opts(s)
     s.add_argument("--count", type=int, default=5000, help="live variables (default 5000)")
     s.add_argument("--reads", type=int, default=20, help="reads per figure (default 20)")
-    s.add_argument("--artifacts", default="artifacts/bench-shadow",
-                   help="where the guest's console log goes (default: %(default)s)")
+    options.add_to_parser(s, options.RUN[:1], artifacts={"default": "artifacts/bench-shadow"})
     s.set_defaults(func=cmd_bench_shadow)
     return p
 

@@ -20,13 +20,12 @@ from typing import List
 
 import pytest
 
-from . import arch as archmod, cache, external, image as imagemod
+from . import arch as archmod, cache, external, image as imagemod, options
 from .errors import HarnessError, InputError
 from .livetest import LiveTest
-from .machine import cpu_count
 from .runner import Outcome
 from .scenario import Scenario
-from .session import Options, Session, new_run_id, summary
+from .session import Session, new_run_id, summary
 
 _SESSION = pytest.StashKey[Session]()
 _OUTCOMES = pytest.StashKey[list]()
@@ -34,21 +33,7 @@ _RUN_ID = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser):
-    g = parser.getgroup("klp-harness")
-    g.addoption("--arch", action="append", dest="klp_arch", metavar="ARCH",
-                help=f"guest architecture ({', '.join(archmod.NAMES)}); repeatable; "
-                     "default: every one the image supports")
-    g.addoption("--image", dest="klp_image", default=imagemod.DEFAULT_IMAGE,
-                help="image recipe name under images/")
-    g.addoption("--kernel-tree", dest="klp_kernel_tree", type=Path, metavar="PATH",
-                help="build the image's kernel from this local source tree")
-    g.addoption("--accel", dest="klp_accel", choices=("auto", "kvm", "tcg"), default="auto")
-    g.addoption("--smp", dest="klp_smp", type=cpu_count, default=2, help="guest CPUs")
-    g.addoption("--klp-artifacts", dest="klp_artifacts", default="artifacts",
-                help="where failed tests leave console/kernel logs and commands")
-    g.addoption("--ko-dir", action="append", dest="klp_ko_dirs", type=Path, default=[],
-                metavar="DIR", help="livepatch modules built for the image's kernel (.ko): "
-                "each is run through scenarios/generic/livepatch-module.yaml; repeatable")
+    options.add_to_pytest(parser.getgroup("klp-harness"))   # the table the CLI uses too
 
 
 # The arch in a test id: "name[x86_64]", "test_x[s390x-foo]".
@@ -123,11 +108,8 @@ def pytest_configure_node(node):
 
 def klp_session(config) -> Session:
     if _SESSION not in config.stash:
-        config.stash[_SESSION] = Session(Options(
-            image=config.getoption("klp_image"), accel=config.getoption("klp_accel"),
-            cpus=config.getoption("klp_smp"), kernel_tree=config.getoption("klp_kernel_tree"),
-            artifacts=Path(config.getoption("klp_artifacts")),
-            ko_dirs=config.getoption("klp_ko_dirs"), worker=_worker(config),
+        config.stash[_SESSION] = Session(options.session_options(
+            lambda dest: config.getoption(f"klp_{dest}"), worker=_worker(config),
             run_id=config.stash[_RUN_ID]))
     return config.stash[_SESSION]
 
@@ -209,7 +191,7 @@ class ScenarioItem(pytest.Item):
 
 @pytest.hookimpl(tryfirst=True)   # before -k/-m deselect: they apply to these items too
 def pytest_collection_modifyitems(session, config, items):
-    ko_dirs = config.getoption("klp_ko_dirs")
+    ko_dirs = config.getoption("klp_ko_dir")
     if ko_dirs:
         try:
             paths = external.write_scenarios(ko_dirs, Path(config.getoption("klp_artifacts")))

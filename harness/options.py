@@ -1,0 +1,96 @@
+"""The options of a run, declared once: the command line (cli), the pytest plugin and
+bisect-run all add them from this table, and session.Options is made from their values.
+
+An option's ``dest`` is its name on the command line's namespace (``args.<dest>``); under
+pytest it is ``klp_<dest>`` (pytest's namespace is shared with other plugins), and its flag
+is ``pytest_flag`` where the plain one would clash with pytest's own (``--artifacts``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, Optional
+
+from . import arch as archmod, image as imagemod
+from .machine import MIN_MEMORY_MB, cpu_count, memory_size
+from .session import Options
+
+
+@dataclass(frozen=True)
+class Option:
+    flag: str
+    dest: str
+    field: Optional[str]            # the session.Options field it sets (None: not one)
+    help: str
+    kwargs: Dict[str, Any] = field(default_factory=dict)   # argparse's: type, default, ...
+    pytest_flag: Optional[str] = None
+
+    def argparse_kwargs(self, **overrides) -> Dict[str, Any]:
+        kwargs = dict(self.kwargs, dest=self.dest, help=self.help)
+        kwargs.update(overrides)
+        return kwargs
+
+
+IMAGE = [
+    Option("--arch", "arch", None,
+           f"guest architecture ({', '.join(archmod.NAMES)}); repeatable; default: every one "
+           "the image supports", {"action": "append", "metavar": "ARCH"}),
+    Option("--image", "image", "image",
+           f"image recipe: a name under images/, or a recipe file's path (default: "
+           f"{imagemod.DEFAULT_IMAGE})", {"default": imagemod.DEFAULT_IMAGE}),
+    Option("--mirror", "mirror", "mirror",
+           "Debian mirror URL (default: this host's apt configuration, or "
+           "$KLP_HARNESS_MIRROR)"),
+    Option("--kernel-tree", "kernel_tree", "kernel_tree",
+           "build the image's kernel from this local source tree instead of the recipe's "
+           "(images built from source only)", {"type": Path, "metavar": "PATH"}),
+]
+MACHINE = [
+    Option("--accel", "accel", "accel", "auto: KVM if a probe boot works, else TCG (default)",
+           {"choices": ("auto", "kvm", "tcg"), "default": "auto"}),
+    Option("--smp", "smp", "cpus", "guest CPUs (default 2)",
+           {"type": cpu_count, "default": 2}),
+    Option("--memory", "memory", "memory_mb",
+           f"guest memory in MiB (default 512, at least {MIN_MEMORY_MB})",
+           {"type": memory_size, "default": 512}),
+]
+RUN = [
+    Option("--artifacts", "artifacts", "artifacts",
+           "where each run leaves its artifacts (a dir per run; default: ./artifacts)",
+           {"default": "artifacts"}, pytest_flag="--klp-artifacts"),
+    Option("--ko-dir", "ko_dir", "ko_dirs",
+           "livepatch modules built for the image's kernel (.ko files): each runs through "
+           "scenarios/generic/livepatch-module.yaml; repeatable",
+           {"action": "append", "type": Path, "default": [], "metavar": "DIR"}),
+]
+ALL = IMAGE + MACHINE + RUN
+
+
+def add_to_parser(parser, options: Iterable[Option], **overrides: Dict[str, Any]) -> None:
+    """Add ``options`` to an argparse parser; ``overrides`` maps a dest to changed kwargs
+    (e.g. bisect-run's single --arch)."""
+    for opt in options:
+        parser.add_argument(opt.flag, **opt.argparse_kwargs(**overrides.get(opt.dest, {})))
+
+
+def add_to_pytest(group) -> None:
+    """Every option, as the pytest plugin's (dest klp_<dest>)."""
+    for opt in ALL:
+        group.addoption(opt.pytest_flag or opt.flag,
+                        **opt.argparse_kwargs(dest=f"klp_{opt.dest}"))
+
+
+def session_options(value: Callable[[str], Any], **extra) -> Options:
+    """session.Options from the options' values (``value(dest)``), for those present."""
+    fields = {}
+    for opt in ALL:
+        if opt.field is None:
+            continue
+        try:
+            fields[opt.field] = value(opt.dest)
+        except (AttributeError, KeyError, ValueError):   # a front end without that option
+            continue
+    if "artifacts" in fields:
+        fields["artifacts"] = Path(fields["artifacts"])
+    fields.update(extra)
+    return Options(**fields)
