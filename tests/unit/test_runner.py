@@ -1,0 +1,172 @@
+"""The runner's own logic against a fake guest (no VM): what a step's failure says, the
+kernel-log transcript and splat checks, sysfs comparisons, known and expected failures,
+and that clean-up runs whatever happened. Real guests run the same code in
+tests/integration and every scenario."""
+import re
+import shlex
+import textwrap
+from dataclasses import dataclass
+
+import pytest
+
+from harness import kmsg
+from harness.guest import Result
+from harness.runner import Runner
+from harness.scenario import Scenario
+
+
+class FakeMachine:
+    scale = 1.0
+    console = None
+
+
+class FakeGuest:
+    """Answers commands by the first matching pattern; lines written to /dev/kmsg (as the
+    runner's `% ...` lines) land in its kernel log."""
+
+    def __init__(self, answers=(), kernel_log=()):
+        self.machine = FakeMachine()
+        self.history, self.answers = [], list(answers)
+        self.records = [kmsg.Record(i, 6, 0, i, m) for i, m in enumerate(kernel_log)]
+
+    def run(self, command, timeout=60.0, check=False):
+        written = re.match(r"printf '<7>%s\\n' (.*) > /dev/kmsg$", command)
+        if written:
+            self.log(shlex.split(written.group(1))[0], facility=1)
+        status, out, err = next((a for p, a in self.answers if re.search(p, command)),
+                                (0, "", ""))
+        result = Result(command, status, out, err, 0.0)
+        self.history.append(result)
+        return result
+
+    def log(self, message, facility=0):
+        self.records.append(kmsg.Record(len(self.records), 6, facility, 0, message))
+
+    def kmsg_cursor(self):
+        return len(self.records)
+
+    def kmsg_since(self, cursor):
+        return self.records[cursor:]
+
+
+def scenario(tmp_path, text):
+    path = tmp_path / "s.yaml"
+    path.write_text(textwrap.dedent(text))
+    return Scenario.load(path)
+
+
+def run(guest, sc, arch="x86_64"):
+    return Runner(guest, catalog=None, arch=arch).run(sc)
+
+
+def test_a_run_step_names_the_step_and_the_difference(tmp_path):
+    guest = FakeGuest([(r"^cat /proc/cmdline$", (0, "original\n", ""))])
+    outcome = run(guest, scenario(tmp_path, """\
+        steps:
+          - run: cat /proc/cmdline
+            stdout: patched
+        """))
+    assert outcome.status == "fail"
+    assert outcome.message == (f"step 1, run ({tmp_path / 's.yaml'}:2): 'cat /proc/cmdline' "
+                               "printed 'original\\n', expected 'patched'")
+
+
+def test_sysfs_values_are_compared_attribute_by_attribute(tmp_path):
+    dump = ("/sys/kernel/livepatch/p/enabled=1\n/sys/kernel/livepatch/p/transition=0\n"
+            "/sys/kernel/livepatch/p/vmlinux/patched=1\n")
+    guest = FakeGuest([(r"for f in /sys/kernel/livepatch", (0, dump, ""))])
+    outcome = run(guest, scenario(tmp_path, """\
+        steps:
+          - sysfs: {p/enabled: 0, p/vmlinux/patched: 1, q: absent}
+        """))
+    assert outcome.status == "fail"
+    assert outcome.message.endswith("p/enabled: expected '0', guest shows '1'")
+    # the clean-up found the enabled patch and disabled it
+    assert "disabled p" in outcome.cleanup
+    assert any(r.command == "echo 0 > /sys/kernel/livepatch/p/enabled" for r in guest.history)
+
+
+def test_a_transcript_is_compared_after_upstreams_filter(tmp_path):
+    guest = FakeGuest()
+    sc = scenario(tmp_path, """\
+        steps:
+          - run: 'true'
+          - log: ["livepatch: enabling patch 'p'", "livepatch: 'p': patching complete"]
+        """)
+    guest.answers.append((r"^true$", (0, "", "")))
+    real_run = guest.run
+
+    def run_and_log(command, **kw):   # the kernel logs while the step runs
+        if command == "true":
+            guest.log("livepatch: enabling patch 'p'")
+            guest.log("unrelated: filtered out")
+            guest.log("livepatch: 'p': starting patching transition")
+        return real_run(command, **kw)
+    guest.run = run_and_log
+    outcome = run(guest, sc)
+    assert outcome.status == "fail"
+    assert "kernel log differs from the expected transcript" in outcome.message
+    assert "-livepatch: 'p': patching complete" in outcome.message
+    assert "+livepatch: 'p': starting patching transition" in outcome.message
+    assert "unrelated" not in outcome.message
+
+
+def test_a_kernel_splat_fails_a_scenario_that_otherwise_passed(tmp_path):
+    guest = FakeGuest()
+    sc = scenario(tmp_path, "steps:\n  - run: 'true'\n")
+    real_run = guest.run
+
+    def run_and_warn(command, **kw):
+        if command == "true":
+            guest.log("WARNING: CPU: 0 PID: 1 at kernel/livepatch/core.c:1 x+0x1/0x2")
+        return real_run(command, **kw)
+    guest.run = run_and_warn
+    outcome = run(guest, sc)
+    assert outcome.status == "fail"
+    assert outcome.message.startswith("kernel splat during the scenario")
+    assert "WARNING: CPU: 0 PID: 1" in outcome.message
+
+
+def test_a_splat_written_by_a_user_is_not_the_kernels(tmp_path):
+    guest = FakeGuest()
+    sc = scenario(tmp_path, "steps:\n  - run: 'true'\n")
+    real_run = guest.run
+
+    def run_and_write(command, **kw):
+        if command == "true":
+            guest.log("WARNING: written to /dev/kmsg by a script", facility=1)
+        return real_run(command, **kw)
+    guest.run = run_and_write
+    assert run(guest, sc).status == "pass"
+
+
+@pytest.mark.parametrize("stdout, status", [("wrong", "xfail"), ("right", "fail")])
+def test_a_known_failure_is_xfail_and_its_pass_is_a_failure(tmp_path, stdout, status):
+    guest = FakeGuest([(r"^echo right$", (0, f"{stdout}\n", ""))])
+    outcome = run(guest, scenario(tmp_path, """\
+        known-failure: {arches: [x86_64], reason: the kernel gets it wrong}
+        steps:
+          - run: echo right
+            stdout: right
+        """))
+    assert outcome.status == status
+    if status == "fail":
+        assert "declares a known failure on x86_64" in outcome.message
+
+
+def test_a_negative_control_must_fail_with_its_message(tmp_path):
+    guest = FakeGuest([(r"^echo x$", (0, "x\n", ""))])
+    caught = run(guest, scenario(tmp_path, """\
+        expect-failure: "echo x' printed .*, expected 'y'"
+        steps:
+          - run: echo x
+            stdout: y
+        """))
+    assert caught.status == "xfail" and caught.message.startswith("negative control caught")
+    missed = run(guest, scenario(tmp_path, """\
+        expect-failure: "never said"
+        steps:
+          - run: echo x
+            stdout: x
+        """))
+    assert missed.status == "fail" and "negative control not caught" in missed.message
