@@ -27,6 +27,8 @@ from .guest import Guest
 from .image import Image
 
 SELFTESTS = "tools/testing/selftests/livepatch"   # in the kernel source and in the image
+# Our scenarios of upstream's cases: their known failures judge the scripts too.
+PARITY_SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios" / "parity"
 SUITE = "livepatch"                               # runner.sh names tests "selftests: livepatch: X"
 GUEST_DIR = "/root/kselftest-livepatch"
 GUEST_ARCHIVE = "/tmp/kselftest-livepatch.tar"

@@ -5,7 +5,6 @@ tests/integration and every scenario."""
 import re
 import shlex
 import textwrap
-from dataclasses import dataclass
 
 import pytest
 

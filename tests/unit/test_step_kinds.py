@@ -2,7 +2,6 @@
 (runner.Runner._do_<kind>), and one example in scenarios/README.md: this test ties the
 three together, so a new kind cannot miss one of them."""
 import inspect
-import re
 
 import pytest
 import yaml

@@ -1,0 +1,148 @@
+"""Benchmarks that print figures (never timed tests): boot to SSH, kernel builds,
+upstream's scripts against our parity scenarios, and the shadow counter's cost. Each
+prints one line per figure, ``name arch seconds  # what it was``."""
+from __future__ import annotations
+
+import concurrent.futures
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import List
+
+from . import (accel, arch as archmod, image as imagemod, kernelbuild, kselftest, livepatch,
+               runner)
+from .kselftest import PARITY_SCENARIOS as PARITY
+from .machine import Machine, MachineConfig
+from .scenario import Scenario, discover, known_upstream_failures
+from .session import Options, Session
+
+
+def boot(arches: List[str], opts: Options, runs: int) -> int:
+    """Median time from QEMU's start to SSH answering, per arch (and each run's stages)."""
+    for a in arches:
+        profile = archmod.get(a)
+        img = imagemod.build(opts.image, a, opts.mirror, opts.kernel_tree)
+        chosen, why = accel.choose(profile, img, opts.accel)
+        print(f"# {a}: {why}", file=sys.stderr)
+        times = []
+        for i in range(runs):
+            with tempfile.TemporaryDirectory(prefix="klp-bench-") as work:
+                start = time.monotonic()
+                with Machine(img, profile, Path(work),
+                             MachineConfig(cpus=opts.cpus, memory_mb=opts.memory_mb,
+                                           accel=chosen)) as m:
+                    times.append(time.monotonic() - start)
+                    stages = " ".join(f"{k}={v:.2f}" for k, v in m.stage_times.items())
+                print(f"# run {i + 1}: {times[-1]:.2f}s ({stages})", file=sys.stderr)
+        print(f"boot-to-ssh {a} {statistics.median(times):.2f}")
+    return 0
+
+
+def build(arches: List[str], opts: Options, touch: str) -> int:
+    """Cold builds of every arch at the same time (as a cold run makes them), each in a
+    scratch build dir, then one by one a rebuild after touching one livepatch file. The
+    cached build dirs are left alone."""
+    inputs = {a: imagemod.kernel_inputs(opts.image, a, opts.mirror, opts.kernel_tree)
+              for a in arches}
+    with tempfile.TemporaryDirectory(prefix="klp-bench-kbuild-") as scratch:
+        def cold(a):
+            source, profile, fragments = inputs[a]
+            return kernelbuild.build(source, profile, fragments, Path(scratch, a), force=True)
+        start = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(len(arches)) as pool:
+            builds = dict(zip(arches, pool.map(cold, arches)))
+        for a, build in builds.items():
+            print(f"kernel-build-cold {a} {build.seconds:.1f}", flush=True)
+        print(f"kernel-build-cold-all {time.monotonic() - start:.1f}  # {len(arches)} "
+              "arches at the same time", flush=True)
+        for a in arches:
+            source, profile, fragments = inputs[a]
+            (source.tree / touch).touch()
+            again = kernelbuild.build(source, profile, fragments, Path(scratch, a), force=True)
+            print(f"kernel-rebuild-touch {a} {again.seconds:.1f}  # {touch}", flush=True)
+    return 0
+
+
+def parity(arches: List[str], opts: Options) -> int:
+    """Upstream's selftest scripts and our parity scenarios, one after the other on the same
+    guest of each arch; then the parity scenarios on all arches at once (one thread per
+    arch, boots included). Images and modules are built before any clock starts."""
+    scenarios = [Scenario.load(p) for p in discover([PARITY])]
+    failed = 0
+    session = Session(opts)
+    try:
+        session.prepare(arches)
+        for a in arches:
+            guest = session.guest(a)
+            report = kselftest.run(guest, session.state(a).image,
+                                   known=known_upstream_failures(a, [PARITY]))
+            saved = kselftest.save(report, session.options.artifacts / "kselftest" / a)
+            upstream = report.seconds - report.setup_seconds
+            start = time.monotonic()
+            outcomes = [session.run_scenario(sc, a) for sc in scenarios]
+            ours = time.monotonic() - start
+            failed += sum(o.status == "fail" for o in outcomes) + (not report.ok)
+            print(f"upstream-scripts {a} {upstream:.1f}  # "
+                  + ("ok" if report.ok else f"NOT OK, see {saved}"))
+            print(f"parity-scenarios {a} {ours:.1f}  # {_counts(outcomes)}")
+            print(f"ratio {a} {ours / upstream:.2f}", flush=True)
+    finally:
+        session.close()
+    session = Session(opts)
+    try:
+        start = time.monotonic()
+        outcomes = session.run_all(scenarios, arches, parallel=True)
+        wall = time.monotonic() - start
+    finally:
+        session.close()
+    failed += sum(o.status == "fail" for o in outcomes)
+    print(f"parity-all-arches {wall:.1f}  # {len(arches)} arches in parallel, boots included; "
+          f"{_counts(outcomes)}")
+    return 1 if failed else 0
+
+
+def shadow(arches: List[str], opts: Options, count: int, reads: int) -> int:
+    """The cost of one shadow counter read, with no variables and with ``--count`` live
+    ones: made by a real livepatch (klp_sessions_v1 renders that many sessions)."""
+    session = Session(opts)
+    failed = 0
+    print("# arch  live-variables  kernel-walk-us (median)  read-ms (median, from the host)")
+    try:
+        for a in arches:
+            st = session.state(a)
+            guest = session.guest(a)
+            if st.counter is None:
+                print(f"{a}: no shadow counter: {st.counter_unavailable}")
+                failed += 1
+                continue
+            for name in ("klp_sessions", "klp_sessions_v1"):
+                remote = runner.push_module(guest, st.catalog, name)
+                livepatch.load(guest, f"{runner.WORKDIR}/{remote}")
+            livepatch.wait_transition(guest, "klp_sessions_v1", runner.STEP_TIMEOUT)
+            for live in (0, count):
+                guest.run(f"echo create {live} > /proc/klp_sessions; "
+                          f"cat /proc/klp_sessions > /dev/null")
+                walks, reads = [], []
+                for _ in range(reads):
+                    start = time.monotonic()
+                    counts = st.counter.read()
+                    reads.append(time.monotonic() - start)
+                    walks.append(counts.walk_ns)
+                if counts.of(0x5e551) != live:
+                    print(f"{a}: counted {counts.of(0x5e551)} session variables, made {live}")
+                    failed += 1
+                print(f"{a}  {live}  {statistics.median(walks) / 1000:.0f}  "
+                      f"{statistics.median(reads) * 1000:.1f}", flush=True)
+            livepatch.cleanup(guest, runner.STEP_TIMEOUT)
+            livepatch.unload_modules(guest, ["klp_sessions_v1", "klp_sessions"])
+    finally:
+        session.close()
+    return 1 if failed else 0
+
+
+def _counts(outcomes) -> str:
+    statuses = [o.status for o in outcomes]
+    return ", ".join(f"{statuses.count(s)} {s}" for s in ("pass", "fail", "skip", "xfail")
+                     if statuses.count(s))
