@@ -11,7 +11,7 @@ from . import (bench, bisect, external, hosttools, image as imagemod,
                kselftest, modules, options)
 from .errors import HarnessError, InputError
 from .scenario import Scenario, discover, known_upstream_failures
-from .session import Options, Session, summary
+from .session import Options, RunInterrupted, Session, summary
 
 SCENARIOS = imagemod.PROJECT / "scenarios"
 PARITY = kselftest.PARITY_SCENARIOS
@@ -83,14 +83,22 @@ def cmd_run(args) -> int:
                                             outcome.status != "pass" else ""), flush=True)
 
     started = time.monotonic()
+    interrupted = False
     try:
         outcomes = session.run_all(scenarios, arches, parallel=not args.serial, report=report)
+    except RunInterrupted as e:   # Ctrl-C: what ran so far, then exit 130
+        outcomes, interrupted = e.outcomes, True
     finally:
         session.close()
     print(f"# wall time {time.monotonic() - started:.1f}s for {len(arches)} arch(es)"
           + ("" if args.serial or len(arches) == 1 else ", in parallel"), file=sys.stderr)
+    if interrupted:
+        print(f"# interrupted (Ctrl-C): a partial summary of the {len(outcomes)} scenario "
+              "run(s) that began")
     print(summary(outcomes))
     print(f"artifacts of this run: {session.options.artifacts}")
+    if interrupted:
+        return 130
     return 1 if any(o.status == "fail" for o in outcomes) else 0
 
 

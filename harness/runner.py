@@ -58,6 +58,7 @@ class Outcome:
     cleanup: List[str] = field(default_factory=list)
     sysfs: str = ""              # livepatch sysfs when a step failed, before clean-up
     kernel: str = ""             # the guest kernel's release (empty if no image was made)
+    interrupted: bool = False    # Ctrl-C stopped it; its guest's shell may still be busy
 
 
 def prepare(guest: Guest, programs: Optional[Dict[str, Path]] = None) -> None:
@@ -151,9 +152,17 @@ class Runner:
             outcome.status, outcome.message = "fail", str(e)
         except ScenarioSkipped as e:
             outcome.status, outcome.message = "skip", str(e)
+        except KeyboardInterrupt:
+            # The guest's shell is still in the interrupted command: no clean-up there
+            # (it would wait for that command); the caller stops the guest instead.
+            outcome.status, outcome.interrupted = "fail", True
+            outcome.message = f"interrupted (Ctrl-C) during {self._current}"
         finally:
-            self.end(outcome, begin, scenario.shadow_baseline)
+            if not outcome.interrupted:
+                self.end(outcome, begin, scenario.shadow_baseline)
             outcome.seconds = time.monotonic() - start
+        if outcome.interrupted:
+            return outcome
         return expected_failure(scenario, known_failure(scenario, outcome))
 
     # -- the parts of a run, shared with Python tests (livetest.LiveTest) -----------------
@@ -162,12 +171,13 @@ class Runner:
         """Start a scenario: forget the last one's modules and variables, take the shadow
         counts to compare against; returns the kernel log cursor of its start."""
         self._loaded, self._vars = [], {}
-        self._last_step = "the scenario began"
+        self._last_step = self._current = "the scenario began"
         self._shadow_start = self.counter.read() if self.counter else None
         return self.guest.kmsg_cursor()
 
     def run_step(self, step: Step, index: int, source: Path, begin: int) -> None:
         """Run one step and its checks; a failure names the step and where it is written."""
+        self._current = f"step {index + 1}, {step.describe(source)}"
         try:
             self._step(step, begin)
         except (StepFailed, WaitTimeout, HarnessError) as e:

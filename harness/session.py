@@ -191,8 +191,13 @@ class Session:
         except BootError as e:
             outcome = runner.Outcome(scenario.id, arch, "fail", str(e))
         outcome.kernel = st.image.kernel_release
+        if outcome.interrupted:   # stop the guest first: its shell is still busy
+            machine.shutdown()
+            st.machine = None
         if outcome.status in ("fail", "xfail"):
             self.save_artifacts(scenario.id, arch, outcome, machine, first_command)
+        if outcome.interrupted:
+            raise ScenarioInterrupted(outcome)
         return outcome
 
     def runner(self, arch: str) -> runner.Runner:
@@ -211,30 +216,54 @@ class Session:
         lock = threading.Lock()
         outcomes: Dict[str, List[runner.Outcome]] = {a: [] for a in arches}
         errors: List[BaseException] = []
+        stop = threading.Event()   # Ctrl-C: no scenario starts any more
+
+        def record(a: str, outcome: runner.Outcome) -> None:
+            with lock:
+                outcomes[a].append(outcome)
+                if report:
+                    report(outcome)
 
         def one_arch(a: str) -> None:
             try:
                 for sc in scenarios:
+                    if stop.is_set():
+                        return
                     outcome = self.run_scenario(sc, a)
-                    with lock:
-                        outcomes[a].append(outcome)
-                        if report:
-                            report(outcome)
+                    if stop.is_set() and outcome.status == "fail":   # its guest was stopped
+                        outcome.message = f"interrupted (Ctrl-C): {outcome.message}"
+                    record(a, outcome)
+            except ScenarioInterrupted as e:
+                stop.set()
+                record(a, e.outcome)
+            except KeyboardInterrupt:    # between scenarios: building, booting
+                stop.set()
             except BaseException as e:   # handed to the caller's thread below
                 errors.append(e)
 
-        if parallel and len(arches) > 1:
-            threads = [threading.Thread(target=one_arch, args=(a,), name=f"klp-{a}") for a in arches]
-            for t in threads:
-                t.start()
+        threads: List[threading.Thread] = []
+        try:
+            if parallel and len(arches) > 1:
+                threads = [threading.Thread(target=one_arch, args=(a,), name=f"klp-{a}")
+                           for a in arches]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+            else:
+                for a in arches:
+                    one_arch(a)
+        except KeyboardInterrupt:   # in the main thread, while the arches' threads run
+            stop.set()
+            self.close()            # their guests stop: their commands end at once
             for t in threads:
                 t.join()
-        else:
-            for a in arches:
-                one_arch(a)
+        everything = [o for a in arches for o in outcomes[a]]
+        if stop.is_set():
+            raise RunInterrupted(everything)
         if errors:
             raise errors[0]
-        return [o for a in arches for o in outcomes[a]]
+        return everything
 
     def save_artifacts(self, name: str, arch: str, outcome: runner.Outcome, machine: Machine,
                        first_command: int = 0) -> Path:
@@ -272,6 +301,22 @@ class Session:
             if st.machine is not None:
                 st.machine.shutdown()
                 st.machine = None
+
+
+class ScenarioInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a scenario: its outcome (artifacts kept, guest stopped) travels along."""
+
+    def __init__(self, outcome: runner.Outcome):
+        super().__init__(outcome.message)
+        self.outcome = outcome
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during run_all: the outcomes so far, for a partial summary."""
+
+    def __init__(self, outcomes: List[runner.Outcome]):
+        super().__init__(f"interrupted after {len(outcomes)} scenario run(s)")
+        self.outcomes = outcomes
 
 
 def new_run_id() -> str:
