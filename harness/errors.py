@@ -103,6 +103,15 @@ class ScenarioError(InputError):
     """A scenario file is malformed."""
 
 
+class ScenarioErrors(ScenarioError):
+    """Several errors of one scenario file, one per line (the first gives path and line)."""
+
+    def __init__(self, errors):
+        first = errors[0]
+        HarnessError.__init__(self, "\n".join(str(e) for e in errors))
+        self.path, self.line, self.field, self.errors = first.path, first.line, first.field, errors
+
+
 class RecipeError(InputError):
     """An image recipe is malformed or cannot be met."""
 

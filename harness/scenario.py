@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Collection, Dict, List, Optional, Tuple
 
 from . import arch as archmod
-from .errors import ScenarioError
+from .errors import ScenarioError, ScenarioErrors
 from .yamlsrc import Fields, Node, load
 
 # Lines the kernel-log transcript keeps, as upstream's check_result filters dmesg
@@ -405,8 +405,14 @@ class Scenario:
         if not raw_steps:
             base.fail("steps", "a scenario needs at least one step")
         lines = getattr(raw_steps, "item_lines", [base.line("steps")] * len(raw_steps))
-        steps = [cls._step(base.path, _with_variables(item, variables), lines[i], i)
-                 for i, item in enumerate(raw_steps)]
+        steps, problems = [], []
+        for i, item in enumerate(raw_steps):   # every step's error, not only the first
+            try:
+                steps.append(cls._step(base.path, _with_variables(item, variables), lines[i], i))
+            except ScenarioError as e:
+                problems.append(e)
+        if problems:
+            raise ScenarioErrors(problems)
         scenario = cls(path=path, name=path.stem,
                        description=field("description").get("description", str, ""),
                        requires=requires,

@@ -13,9 +13,28 @@ import yaml
 from .errors import ScenarioError
 
 
+def yaml_kind(t: type) -> str:
+    """What a YAML writer calls a Python type: mapping, list, string, number, true/false."""
+    for base, name in ((bool, "true/false"), (dict, "mapping"), (list, "list"),
+                       (str, "string"), (int, "number"), (float, "number")):
+        if issubclass(t, base):
+            return name
+    return t.__name__
+
+
+def plain(value: Any) -> Any:
+    """``value`` without our line-tracking types, for messages."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
 class Node(dict):
     line: int = 0
     key_lines: Dict[str, int]
+    key_text: Dict[Any, str]     # each key as the file wrote it (0x5e551, not 386385)
     path: Optional[Path] = None
 
 
@@ -32,13 +51,16 @@ def _mapping(loader: _Loader, node: yaml.MappingNode) -> Node:
     result = Node()
     result.line = node.start_mark.line + 1
     result.key_lines = {}
+    result.key_text = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
-        if key in result:
+        written = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key)
+        if key in result:   # named as written: 0x5e551, not 386385
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key '{key}'", key_node.start_mark)
+                None, None, f"duplicate key '{written}'", key_node.start_mark)
         result[key] = loader.construct_object(value_node, deep=True)
         result.key_lines[key] = key_node.start_mark.line + 1
+        result.key_text[key] = written
     return result
 
 
@@ -81,7 +103,8 @@ class Fields:
         self.node, self.path, self.where, self.error = node, path, where, error
 
     def _name(self, key: str) -> str:
-        return f"{self.where}.{key}" if self.where else key
+        key = getattr(self.node, "key_text", {}).get(key, key)
+        return f"{self.where}.{key}" if self.where else str(key)
 
     def line(self, key: Optional[str] = None) -> Optional[int]:
         if key is not None and key in getattr(self.node, "key_lines", {}):
@@ -106,8 +129,8 @@ class Fields:
             return default
         value = self.node[key]
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in _tuple(types)):
-            names = " or ".join(t.__name__ for t in _tuple(types))
-            self.fail(key, f"expected {names}, got {type(value).__name__} {value!r}")
+            names = " or ".join(yaml_kind(t) for t in _tuple(types))
+            self.fail(key, f"expected {names}, got {yaml_kind(type(value))} {plain(value)!r}")
         return value
 
     def sub(self, key: str, default: Any = ...) -> "Fields":

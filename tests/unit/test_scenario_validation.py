@@ -248,3 +248,28 @@ def test_two_files_of_one_name_in_different_dirs_have_different_ids(tmp_path, mo
         (tmp_path / d / "check.yaml").write_text("steps:\n  - run: 'true'\n")
         ids.append(Scenario.load(tmp_path / d / "check.yaml").id)
     assert ids == ["qa-a/check", "qa-b/check"]
+
+
+def test_every_bad_step_of_a_file_is_reported_not_only_the_first(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("steps:\n  - run: {a: 1}\n  - load: klp_cmdline\n  - bogus: x\n")
+    with pytest.raises(ScenarioError) as info:
+        Scenario.load(path)
+    lines = str(info.value).splitlines()
+    assert lines[0] == f"{path}:2: steps[0].run: expected string, got mapping {{'a': 1}}"
+    assert lines[1].startswith(f"{path}:4: steps[2]: a step has exactly one kind")
+    assert len(lines) == 2
+
+
+def test_shadow_ids_are_named_as_written_and_no_internal_type_shows(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text('steps:\n  - shadow: {0x5e551: "lots"}\n')
+    with pytest.raises(ScenarioError, match=r"steps\[0\]\.shadow\.0x5e551: expected a count"):
+        Scenario.load(path)
+    path.write_text("steps:\n  - shadow: {0x5e551: 3, 0x5e551: 4}\n")
+    with pytest.raises(ScenarioError, match="duplicate key '0x5e551'"):
+        Scenario.load(path)
+    path.write_text("steps:\n  - run: [a]\n")
+    with pytest.raises(ScenarioError) as info:
+        Scenario.load(path)
+    assert "got list ['a']" in str(info.value) and "Node" not in str(info.value)
