@@ -13,7 +13,7 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Optional, Union
+from typing import TYPE_CHECKING, List, Optional, Protocol, Union
 
 import paramiko
 
@@ -23,6 +23,17 @@ from .errors import GuestCommandError, WaitTimeout
 
 if TYPE_CHECKING:
     from .machine import Machine
+
+
+class GuestHost(Protocol):
+    """All a Guest needs of the machine it runs on (machine.Machine is one)."""
+    scale: float                  # how much slower than x86_64 TCG: scales every timeout
+    ssh_socket: Path              # the UNIX socket joined to the guest's SSH port
+
+    def alive(self) -> bool: ...                      # QEMU still runs
+    def check_alive(self) -> None: ...                # raise the panic or QEMU's exit
+    def connection_lost(self, during: str) -> None: ...   # raise why SSH dropped
+    def panicked(self) -> bool: ...                   # the console showed a panic
 
 # The name the guest's host key is filed under: there is no address, only a serial port.
 GUEST_HOST = "klp-guest"
@@ -44,13 +55,21 @@ class Result:
 
 
 class Guest:
-    def __init__(self, machine: "Machine", client: paramiko.SSHClient):
+    def __init__(self, machine: GuestHost, client: paramiko.SSHClient):
         self.machine = machine
         self._client = client
         self._sftp: Optional[paramiko.SFTPClient] = None
         self._sh: Optional[_Shell] = None
         self._kmsg: Optional[kmsg.Stream] = None
         self.history: List[Result] = []
+
+    @property
+    def scale(self) -> float:
+        """The machine's timeout scale: guest-side waits are given in x86_64 TCG seconds."""
+        return self.machine.scale
+
+    def panicked(self) -> bool:
+        return self.machine.panicked()
 
     @classmethod
     def connect(cls, machine: "Machine", timeout: float) -> "Guest":
@@ -94,10 +113,10 @@ class Guest:
         """
         start = time.monotonic()
         try:
-            status, out, err = self._shell().run(command, timeout * self.machine.scale)
+            status, out, err = self._shell().run(command, timeout * self.scale)
         except _ShellTimeout as e:
             self._close_shell()
-            raise WaitTimeout(f"guest command to finish: {command}", timeout * self.machine.scale,
+            raise WaitTimeout(f"guest command to finish: {command}", timeout * self.scale,
                               f"stdout so far: {e.stdout[-500:]!r}") from None
         if status is None:   # the shell ended under the command
             status = self._sh.exit_status
@@ -208,7 +227,7 @@ class _ShellTimeout(Exception):
 class _Shell:
     """One sh on an SSH channel; each command ends with a marker on stdout and stderr."""
 
-    def __init__(self, channel: paramiko.Channel, machine: "Machine"):
+    def __init__(self, channel: paramiko.Channel, machine: GuestHost):
         self.channel, self.machine = channel, machine
         self.channel.exec_command("exec sh")
         self.count = 0

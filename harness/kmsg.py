@@ -106,7 +106,7 @@ class Stream:
         mark = f"{self.MARK}{id(self):x}-{self._count}"
         # Level 7 (debug): kept in the log, not printed on the (slow, emulated) console.
         guest.run(f"echo '<7>{mark}' > /dev/kmsg")
-        deadline = time.monotonic() + timeout * guest.machine.scale
+        deadline = time.monotonic() + timeout * guest.scale
         with self._cond:
             while True:
                 for r in reversed(self._records):

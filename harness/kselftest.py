@@ -218,7 +218,7 @@ def install(guest: Guest, image: Image) -> Dict[str, Path]:
 
 def run_script(guest: Guest, script: str, limit: int) -> ScriptResult:
     """Run one script in GUEST_DIR; ``limit`` is seconds at x86_64 TCG speed."""
-    guest_limit = math.ceil(limit * guest.machine.scale)
+    guest_limit = math.ceil(limit * guest.scale)
     # coreutils' timeout by path: a busybox sh would run its own applet (exit 143, not 124).
     command = (f"cd {GUEST_DIR} && /usr/bin/timeout -k {KILL_AFTER} {guest_limit} "
                f"bash ./{shlex.quote(script)}")

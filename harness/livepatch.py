@@ -83,13 +83,13 @@ def _wait_while(guest: Guest, condition: str, timeout: float, awaited: str,
                 seen_label: str) -> None:
     """Loop in the guest while the shell ``condition`` holds; on timeout, report the tasks
     that have not switched (the usual reason a livepatch wait does not end)."""
-    tries = max(1, int(timeout * guest.machine.scale / POLL))
+    tries = max(1, int(timeout * guest.scale / POLL))
     # No `exit`: the command runs in the guest's long-lived shell.
     script = (f"i=0; while {condition}; do "
               f"i=$((i+1)); [ $i -ge {tries} ] && break; sleep {POLL}; done; "
               f"if {condition}; then false; fi")
     if guest.run(script, timeout=timeout * 2).status != 0:
-        raise WaitTimeout(awaited, timeout * guest.machine.scale,
+        raise WaitTimeout(awaited, timeout * guest.scale,
                           f"{seen_label}:\n" + stalled_tasks(guest))
 
 
@@ -119,7 +119,7 @@ def wait_value(guest: Guest, path: str, value: str, timeout: float) -> None:
     except WaitTimeout as e:
         shows = guest.run(f"cat {q} 2>&1").stdout.strip() or "(nothing)"
         raise WaitTimeout(f"{path} to read {value!r} (it shows {shows!r})",
-                          timeout * guest.machine.scale, str(e).partition("last seen: ")[2]) from None
+                          timeout * guest.scale, str(e).partition("last seen: ")[2]) from None
 
 
 def wait_unused(guest: Guest, module: str, timeout: float) -> None:

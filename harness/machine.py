@@ -206,6 +206,10 @@ class Machine:
         if not status.get("running"):
             raise BootError(f"QEMU is not running the guest: {status}")
 
+    def panicked(self) -> bool:
+        """The console showed a kernel panic."""
+        return bool(self.console and self.console.panic)
+
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 

@@ -193,7 +193,7 @@ class Runner:
     def end(self, outcome: Outcome, begin: int, shadow_baseline: Dict[int, int]) -> None:
         """Whatever happened: keep the kernel log (and sysfs, after a failure), clean up,
         and check for shadow variable leaks (a leak fails a passing outcome)."""
-        if self.guest.machine.console and self.guest.machine.console.panic:
+        if self.guest.panicked():
             return
         try:
             outcome.kmsg = kmsg.text(self.guest.kmsg_since(begin))

@@ -128,7 +128,7 @@ class Session:
         if arch in self._unbootable:
             raise self._unbootable[arch]
         st = self.state(arch)
-        if st.machine is not None and (not st.machine.alive() or st.machine.console.panic):
+        if st.machine is not None and (not st.machine.alive() or st.machine.panicked()):
             log(f"{arch}: guest is gone (panic or QEMU exit); the next test boots a fresh one")
             st.machine.shutdown()
             st.machine = None

@@ -14,17 +14,13 @@ from harness.runner import Runner
 from harness.scenario import Scenario
 
 
-class FakeMachine:
-    scale = 1.0
-    console = None
-
-
 class FakeGuest:
     """Answers commands by the first matching pattern; lines written to /dev/kmsg (as the
     runner's `% ...` lines) land in its kernel log."""
 
+    scale = 1.0
+
     def __init__(self, answers=(), kernel_log=()):
-        self.machine = FakeMachine()
         self.history, self.answers = [], list(answers)
         self.records = [kmsg.Record(i, 6, 0, i, m) for i, m in enumerate(kernel_log)]
 
@@ -40,6 +36,9 @@ class FakeGuest:
 
     def log(self, message, facility=0):
         self.records.append(kmsg.Record(len(self.records), 6, facility, 0, message))
+
+    def panicked(self):
+        return False
 
     def kmsg_cursor(self):
         return len(self.records)
