@@ -9,9 +9,9 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Union
@@ -52,17 +52,15 @@ class InputHash:
         return self._h.hexdigest()[:length]
 
 
-def to_stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
-# Where progress lines go; the pytest plugin points it past pytest's output capture.
-progress_sink: Callable[[str], None] = to_stderr
+# Progress of long work and what a session does, through the standard logging module:
+# the command line shows it on stderr, the pytest plugin on the terminal (and pytest's
+# live log and caplog see it); a library user configures logging as they like.
+LOG = logging.getLogger("klp_harness")
 
 
 def progress(message: str) -> None:
-    """One line of progress for long work, on stderr so it never mixes with results."""
-    progress_sink(f"klp-harness: {message}")
+    """One line of progress for long work (builds, fetches)."""
+    LOG.info(message)
 
 
 def write_whole(path: Path, text: str) -> None:

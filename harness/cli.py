@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
@@ -248,8 +249,20 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def show_progress() -> None:
+    """The harness's log records (progress, guests booted, ...) on stderr, once."""
+    log = logging.getLogger("klp_harness")
+    if not any(getattr(h, "klp_cli", False) for h in log.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("klp-harness: %(message)s"))
+        handler.klp_cli = True
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    show_progress()
     try:
         args = parser().parse_args(argv)
     except SystemExit as e:

@@ -12,6 +12,7 @@ for the summary table.
 """
 from __future__ import annotations
 
+import logging
 import re
 import sys
 import threading
@@ -30,6 +31,7 @@ from .session import Session, new_run_id, summary
 _SESSION = pytest.StashKey[Session]()
 _OUTCOMES = pytest.StashKey[list]()
 _RUN_ID = pytest.StashKey[str]()
+_HANDLER = pytest.StashKey[logging.Handler]()
 
 
 def pytest_addoption(parser):
@@ -80,10 +82,25 @@ def pytest_configure(config):
     results = _Results()
     config.pluginmanager.register(results, "klp-harness-results")
     config.stash[_OUTCOMES] = results.outcomes
-    cache.progress_sink = lambda line: _show(config, line)
+    handler = _TerminalHandler(config)
+    cache.LOG.addHandler(handler)
+    cache.LOG.setLevel(logging.INFO)
+    config.stash[_HANDLER] = handler
 
 
 _SHOW_LOCK = threading.Lock()
+
+
+class _TerminalHandler(logging.Handler):
+    """The harness's log records on pytest's terminal, past its output capture: a build's
+    progress must show while it runs (pytest's own live log sees them too)."""
+
+    def __init__(self, config):
+        super().__init__(logging.INFO)
+        self.config = config
+
+    def emit(self, record: logging.LogRecord) -> None:
+        _show(self.config, f"klp-harness: {record.getMessage()}")
 
 
 def _show(config, line: str) -> None:
@@ -120,7 +137,8 @@ def _worker(config) -> str:
 
 
 def pytest_unconfigure(config):
-    cache.progress_sink = cache.to_stderr
+    if _HANDLER in config.stash:
+        cache.LOG.removeHandler(config.stash[_HANDLER])
     if _SESSION in config.stash:
         config.stash[_SESSION].close()
 

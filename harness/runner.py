@@ -59,6 +59,7 @@ class Outcome:
     sysfs: str = ""              # livepatch sysfs when a step failed, before clean-up
     kernel: str = ""             # the guest kernel's release (empty if no image was made)
     interrupted: bool = False    # Ctrl-C stopped it; its guest's shell may still be busy
+    steps: List[str] = field(default_factory=list)   # "step N, kind (file:line): 1.2s"
 
 
 def prepare(guest: Guest, programs: Optional[Dict[str, Path]] = None) -> None:
@@ -156,6 +157,7 @@ class Runner:
             # The guest's shell is still in the interrupted command: no clean-up there
             # (it would wait for that command); the caller stops the guest instead.
             outcome.status, outcome.interrupted = "fail", True
+            outcome.steps = list(self.timings)
             outcome.message = f"interrupted (Ctrl-C) during {self._current}"
         finally:
             if not outcome.interrupted:
@@ -170,7 +172,7 @@ class Runner:
     def begin(self) -> int:
         """Start a scenario: forget the last one's modules and variables, take the shadow
         counts to compare against; returns the kernel log cursor of its start."""
-        self._loaded, self._vars = [], {}
+        self._loaded, self._vars, self.timings = [], {}, []
         self._last_step = self._current = "the scenario began"
         self._shadow_start = self.counter.read() if self.counter else None
         return self.guest.kmsg_cursor()
@@ -178,6 +180,7 @@ class Runner:
     def run_step(self, step: Step, index: int, source: Path, begin: int) -> None:
         """Run one step and its checks; a failure names the step and where it is written."""
         self._current = f"step {index + 1}, {step.describe(source)}"
+        started = time.monotonic()
         try:
             self._step(step, begin)
         except (StepFailed, WaitTimeout, HarnessError) as e:
@@ -187,12 +190,15 @@ class Runner:
             raise StepFailed(f"step {index + 1}, {step.describe(source)}: {died}{e}") from None
         except ScenarioSkipped as e:
             raise ScenarioSkipped(f"step {index + 1}, {step.describe(source)}: {e}") from None
+        finally:
+            self.timings.append(f"{self._current}: {time.monotonic() - started:.2f}s")
         if step.kind in LIVEPATCH_STEPS:
             self._last_step = f"step {index + 1} ({step.summary()})"
 
     def end(self, outcome: Outcome, begin: int, shadow_baseline: Dict[int, int]) -> None:
         """Whatever happened: keep the kernel log (and sysfs, after a failure), clean up,
         and check for shadow variable leaks (a leak fails a passing outcome)."""
+        outcome.steps = list(self.timings)
         if self.guest.panicked():
             return
         try:

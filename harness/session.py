@@ -11,14 +11,13 @@ import concurrent.futures
 import os
 import re
 import shutil
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-from . import (accel, arch as archmod, image as imagemod, kselftest, livepatch, programs,
+from . import (accel, arch as archmod, cache, image as imagemod, kselftest, livepatch, programs,
                runner, shadow)
 from .errors import BootError, BuildError, HarnessError
 from .guest import Guest
@@ -62,7 +61,7 @@ class ArchState:
 
 
 def log(message: str) -> None:
-    print(f"klp-harness: {message}", file=sys.stderr, flush=True)
+    cache.LOG.info(message)
 
 
 class Session:
@@ -279,6 +278,7 @@ class Session:
                else "") + f", {arch}\n"
             + outcome.message + "\n" + "".join(f"clean-up: {c}\n" for c in outcome.cleanup))
         (target / "kmsg.txt").write_text(outcome.kmsg + "\n")
+        (target / "steps.txt").write_text("".join(f"{t}\n" for t in outcome.steps))
         if outcome.sysfs:
             (target / "sysfs-at-failure.txt").write_text(outcome.sysfs)
         if machine.console_log.exists():

@@ -1,4 +1,6 @@
 """Failures must be clear and fast: panics, SSH that never answers, broken scenarios."""
+import logging
+import re
 import textwrap
 import time
 from pathlib import Path
@@ -122,6 +124,9 @@ def test_a_broken_expectation_fails_naming_the_step_and_cleans_up(klp_harness_se
     assert "'enabled': '1'" in (artifacts / "sysfs-at-failure.txt").read_text()
     assert "no patches" in (artifacts / "sysfs-after-cleanup.txt").read_text()
     assert "insmod test_modules/test_klp_livepatch.ko" in (artifacts / "commands.txt").read_text()
+    steps = (artifacts / "steps.txt").read_text().splitlines()   # each step with its time
+    assert [re.sub(r"\d+\.\d+s$", "Ns", s) for s in steps] == [
+        f"step 1, load ({path}:2): Ns", f"step 2, sysfs ({path}:3): Ns"]
 
 
 def test_a_stalled_transition_names_exactly_the_task_holding_it(klp_harness_session,
@@ -188,7 +193,17 @@ def test_a_load_expected_to_fail_that_succeeds_is_a_failure(klp_harness_session,
     assert "succeeded, but it was expected to fail" in outcome.message
 
 
-def test_a_second_image_build_builds_nothing(arch_state, capfd):
+def test_a_second_image_build_builds_nothing(arch_state, caplog, tmp_path):
+    caplog.set_level(logging.INFO, logger="klp_harness")
     again = imagemod.build(arch_state.image.name, arch_state.profile.name)
     assert again.dir == arch_state.image.dir
-    assert "building" not in capfd.readouterr().err
+    assert not [r.getMessage() for r in caplog.records if "building" in r.getMessage()]
+    # the same check sees a build when there is one: the modules of a new source set
+    caplog.clear()
+    from harness import modules
+    src = tmp_path / "new-module-set"
+    src.mkdir()
+    (src / "klp_probe_build_log.c").write_text(
+        f"/* {time.time()} */\n#include <linux/module.h>\nMODULE_LICENSE(\"GPL\");\n")
+    modules.build_set(arch_state.image, src, "probe")
+    assert [r.getMessage() for r in caplog.records if "building" in r.getMessage()]
