@@ -41,3 +41,26 @@ def test_two_workers_each_boot_one_arch(request, tmp_path):
             if p.get("name") == "klp_kernel"} == set(releases.values())
     assert table[2].split()[0] == "scenario" and sorted(table[2].split()[1:]) == sorted(arches)
     assert "4 passed, 0 failed, 0 skipped" in result.stdout
+
+
+def test_two_runs_at_once_keep_their_artifacts_apart(request, tmp_path):
+    """The same --artifacts for two `klp-harness run` at the same time: each has its own run
+    dir, with its own guest's console log; nothing is shared or overwritten."""
+    arch = selected_arches(request.config)[0]
+    artifacts = tmp_path / "artifacts"
+    runs = [subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "run", f"--arch={arch}", "--accel",
+         request.config.getoption("klp_accel"), "--artifacts", str(artifacts),
+         "scenarios/smoke"], cwd=imagemod.PROJECT, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(imagemod.PROJECT)))
+        for _ in range(2)]
+    outputs = [r.communicate(timeout=600) for r in runs]
+    assert [r.returncode for r in runs] == [0, 0], outputs
+    dirs = sorted(d for d in artifacts.iterdir() if d.name.startswith("run-"))
+    assert len(dirs) == 2
+    for d in dirs:
+        consoles = list(d.glob("machines/*/console.log"))
+        assert len(consoles) == 1 and "Linux version" in consoles[0].read_text()
+    said = sorted(line.split(": ", 1)[1] for out, _ in outputs for line in out.splitlines()
+                  if line.startswith("artifacts of this run: "))
+    assert said == [str(d) for d in dirs]
