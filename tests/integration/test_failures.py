@@ -17,6 +17,12 @@ from harness.session import Options, Session
 pytestmark = pytest.mark.vm
 
 
+def run_yaml(session, arch, path, text):
+    """Write a scenario file and run it on the session's guest: (path, outcome)."""
+    path.write_text(text)
+    return path, session.run_scenario(Scenario.load(path), arch)
+
+
 @pytest.fixture
 def arch_state(klp_harness_session, klp_arch):
     return klp_harness_session.state(klp_arch)
@@ -95,14 +101,13 @@ def test_ssh_that_never_answers_times_out_saying_what_it_waited_for(arch_state, 
 
 def test_a_broken_expectation_fails_naming_the_step_and_cleans_up(klp_harness_session, klp_arch,
                                                                   tmp_path):
-    path = tmp_path / "broken.yaml"
-    path.write_text(textwrap.dedent("""\
+    path, outcome = run_yaml(klp_harness_session, klp_arch, tmp_path / "broken.yaml",
+                             textwrap.dedent("""\
         steps:
           - load: test_klp_livepatch
           - sysfs:
               test_klp_livepatch/enabled: 0
         """))
-    outcome = klp_harness_session.run_scenario(Scenario.load(path), klp_arch)
     assert outcome.status == "fail"
     assert f"step 2, sysfs ({path}:3)" in outcome.message
     assert "test_klp_livepatch/enabled: expected '0', guest shows '1'" in outcome.message
@@ -135,14 +140,13 @@ def test_a_stalled_transition_names_exactly_the_task_holding_it(klp_harness_sess
     test_klp_callbacks_demo patches: the transition cannot end. The report must list that
     task alone (not the tasks already switched) with a stack showing the function, and the
     clean-up must reverse the transition (no force: the reverse needs nothing of it)."""
-    path = tmp_path / "stall.yaml"
-    path.write_text(textwrap.dedent("""\
+    path, outcome = run_yaml(klp_harness_session, klp_arch, tmp_path / "stall.yaml",
+                             textwrap.dedent("""\
         steps:
           - load: {module: test_klp_callbacks_busy, params: {block_transition: 1}}
           - load: test_klp_callbacks_demo
             timeout: 8
         """))
-    outcome = klp_harness_session.run_scenario(Scenario.load(path), klp_arch)
     assert outcome.status == "fail", outcome.message
     message = outcome.message
     assert "livepatch 'test_klp_callbacks_demo' to finish its transition" in message
@@ -160,9 +164,8 @@ def test_a_stalled_transition_names_exactly_the_task_holding_it(klp_harness_sess
 
 def test_a_panic_in_a_scenario_names_the_step_and_its_time(klp_harness_session, klp_arch,
                                                            tmp_path):
-    path = tmp_path / "crash.yaml"
-    path.write_text("steps:\n  - run: 'true'\n  - run: echo c > /proc/sysrq-trigger\n")
-    outcome = klp_harness_session.run_scenario(Scenario.load(path), klp_arch)
+    path, outcome = run_yaml(klp_harness_session, klp_arch, tmp_path / "crash.yaml",
+                             "steps:\n  - run: 'true'\n  - run: echo c > /proc/sysrq-trigger\n")
     assert outcome.status == "fail"
     assert outcome.message.startswith(f"step 2, run ({path}:3): the guest died: kernel panic"), \
         outcome.message
@@ -174,9 +177,8 @@ def test_a_panic_in_a_scenario_names_the_step_and_its_time(klp_harness_session, 
 
 def test_unloading_an_enabled_livepatch_says_so_at_once(klp_harness_session, klp_arch,
                                                         tmp_path):
-    path = tmp_path / "unload.yaml"
-    path.write_text("steps:\n  - load: klp_cmdline\n  - unload: klp_cmdline\n")
-    outcome = klp_harness_session.run_scenario(Scenario.load(path), klp_arch)
+    path, outcome = run_yaml(klp_harness_session, klp_arch, tmp_path / "unload.yaml",
+                             "steps:\n  - load: klp_cmdline\n  - unload: klp_cmdline\n")
     assert outcome.status == "fail"
     # said at once, not "timed out ... reference count" after the step's timeout
     assert outcome.message.startswith(
@@ -186,9 +188,8 @@ def test_unloading_an_enabled_livepatch_says_so_at_once(klp_harness_session, klp
 
 def test_a_load_expected_to_fail_that_succeeds_is_a_failure(klp_harness_session, klp_arch,
                                                            tmp_path):
-    path = tmp_path / "wrong-error.yaml"
-    path.write_text("steps:\n  - load: {module: klp_cmdline, expect-error: File exists}\n")
-    outcome = klp_harness_session.run_scenario(Scenario.load(path), klp_arch)
+    path, outcome = run_yaml(klp_harness_session, klp_arch, tmp_path / "wrong-error.yaml",
+                             "steps:\n  - load: {module: klp_cmdline, expect-error: File exists}\n")
     assert outcome.status == "fail"
     assert "succeeded, but it was expected to fail" in outcome.message
 

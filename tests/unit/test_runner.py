@@ -23,8 +23,14 @@ class FakeGuest:
     def __init__(self, answers=(), kernel_log=()):
         self.history, self.answers = [], list(answers)
         self.records = [kmsg.Record(i, 6, 0, i, m) for i, m in enumerate(kernel_log)]
+        self.logs_on = {}   # command -> [(message, facility)] logged while it runs
+
+    def logs_while(self, command, *messages, facility=0):
+        self.logs_on.setdefault(command, []).extend((m, facility) for m in messages)
 
     def run(self, command, timeout=60.0, check=False):
+        for message, facility in self.logs_on.get(command, []):
+            self.log(message, facility)
         written = re.match(r"printf '<7>%s\\n' (.*) > /dev/kmsg$", command)
         if written:
             self.log(shlex.split(written.group(1))[0], facility=1)
@@ -86,22 +92,13 @@ def test_sysfs_values_are_compared_attribute_by_attribute(tmp_path):
 
 def test_a_transcript_is_compared_after_upstreams_filter(tmp_path):
     guest = FakeGuest()
-    sc = scenario(tmp_path, """\
+    guest.logs_while("true", "livepatch: enabling patch 'p'", "unrelated: filtered out",
+                     "livepatch: 'p': starting patching transition")
+    outcome = run(guest, scenario(tmp_path, """\
         steps:
           - run: 'true'
           - log: ["livepatch: enabling patch 'p'", "livepatch: 'p': patching complete"]
-        """)
-    guest.answers.append((r"^true$", (0, "", "")))
-    real_run = guest.run
-
-    def run_and_log(command, **kw):   # the kernel logs while the step runs
-        if command == "true":
-            guest.log("livepatch: enabling patch 'p'")
-            guest.log("unrelated: filtered out")
-            guest.log("livepatch: 'p': starting patching transition")
-        return real_run(command, **kw)
-    guest.run = run_and_log
-    outcome = run(guest, sc)
+        """))
     assert outcome.status == "fail"
     assert "kernel log differs from the expected transcript" in outcome.message
     assert "-livepatch: 'p': patching complete" in outcome.message
@@ -111,15 +108,8 @@ def test_a_transcript_is_compared_after_upstreams_filter(tmp_path):
 
 def test_a_kernel_splat_fails_a_scenario_that_otherwise_passed(tmp_path):
     guest = FakeGuest()
-    sc = scenario(tmp_path, "steps:\n  - run: 'true'\n")
-    real_run = guest.run
-
-    def run_and_warn(command, **kw):
-        if command == "true":
-            guest.log("WARNING: CPU: 0 PID: 1 at kernel/livepatch/core.c:1 x+0x1/0x2")
-        return real_run(command, **kw)
-    guest.run = run_and_warn
-    outcome = run(guest, sc)
+    guest.logs_while("true", "WARNING: CPU: 0 PID: 1 at kernel/livepatch/core.c:1 x+0x1/0x2")
+    outcome = run(guest, scenario(tmp_path, "steps:\n  - run: 'true'\n"))
     assert outcome.status == "fail"
     assert outcome.message.startswith("kernel splat during the scenario")
     assert "WARNING: CPU: 0 PID: 1" in outcome.message
@@ -127,15 +117,8 @@ def test_a_kernel_splat_fails_a_scenario_that_otherwise_passed(tmp_path):
 
 def test_a_splat_written_by_a_user_is_not_the_kernels(tmp_path):
     guest = FakeGuest()
-    sc = scenario(tmp_path, "steps:\n  - run: 'true'\n")
-    real_run = guest.run
-
-    def run_and_write(command, **kw):
-        if command == "true":
-            guest.log("WARNING: written to /dev/kmsg by a script", facility=1)
-        return real_run(command, **kw)
-    guest.run = run_and_write
-    assert run(guest, sc).status == "pass"
+    guest.logs_while("true", "WARNING: written to /dev/kmsg by a script", facility=1)
+    assert run(guest, scenario(tmp_path, "steps:\n  - run: 'true'\n")).status == "pass"
 
 
 @pytest.mark.parametrize("stdout, status", [("wrong", "xfail"), ("right", "fail")])
