@@ -37,7 +37,7 @@ from typing import List, Optional, Tuple
 from . import arch as archmod, cache, hosttools, image as imagemod, kernelbuild, modules
 from .errors import (BootError, KernelBuildError, ModuleBuildError, QemuStartError,
                      ScenarioError, WaitTimeout)
-from .scenario import Scenario
+from .scenario import Scenario, discover
 from .session import Options, Session
 
 GOOD, BAD, SKIP, ABORT = 0, 1, 125, 128
@@ -120,7 +120,7 @@ def run(plan: Plan, out=sys.stdout) -> int:
 def _step(plan: Plan, workdir: Path, times) -> Tuple[int, str]:
     # Everything that is the same at every commit is checked first: if it is wrong, git
     # bisect must stop, not skip or blame commits.
-    scenarios = [Scenario.load(p) for p in plan.scenarios]
+    scenarios = [Scenario.load(p) for p in discover(plan.scenarios)]   # files or dirs
     if not scenarios:
         raise _Verdict(ABORT, "no scenarios given")
     for sources in plan.module_dirs:

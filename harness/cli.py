@@ -138,7 +138,7 @@ def cmd_bisect_run(args) -> int:
         print("klp-harness bisect-run: --repeat must be 1 or more", file=sys.stderr)
         return bisect.ABORT
     plan = bisect.Plan(
-        scenarios=discover([Path(p) for p in args.scenarios]), arch=arch, image=args.image,
+        scenarios=[Path(p) for p in args.scenarios], arch=arch, image=args.image,
         kernel_tree=tree, module_dirs=[Path(m).resolve() for m in args.modules],
         build_dir=args.build_dir, repeat=args.repeat, workdir=args.workdir, accel=args.accel,
         cpus=args.smp, memory_mb=args.memory, mirror=args.mirror)
