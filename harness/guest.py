@@ -118,6 +118,9 @@ class Guest:
             self._close_shell()
             raise WaitTimeout(f"guest command to finish: {command}", timeout * self.scale,
                               f"stdout so far: {e.stdout[-500:]!r}") from None
+        except (EOFError, OSError, paramiko.SSHException):   # the SSH transport went away
+            self._close_shell()
+            self.machine.connection_lost(command)
         if status is None:   # the shell ended under the command
             status = self._sh.exit_status
             self._close_shell()
@@ -157,7 +160,10 @@ class Guest:
         return self._sftp
 
     def push(self, local: Union[str, Path], remote: str) -> None:
-        self.sftp().put(str(local), remote)
+        try:
+            self.sftp().put(str(local), remote)
+        except (EOFError, OSError, paramiko.SSHException):
+            self.machine.connection_lost(f"copying {local} to {remote}")
 
     def read(self, path: str) -> str:
         with self.sftp().open(path, "r") as f:

@@ -206,33 +206,38 @@ class Machine:
         if not status.get("running"):
             raise BootError(f"QEMU is not running the guest: {status}")
 
+    # These run in the thread of a command that lost its guest, while another thread (a
+    # Ctrl-C's clean stop) may shut the machine down: each reads self.console once.
     def panicked(self) -> bool:
         """The console showed a kernel panic."""
-        return bool(self.console and self.console.panic)
+        console = self.console
+        return bool(console and console.panic)
 
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
     def check_alive(self) -> None:
         """Raise GuestPanic/BootError if the guest panicked or QEMU went away."""
-        if self.console and self.console.panic:
+        console = self.console
+        if console and console.panic:
             self._reap()
-            raise GuestPanic("kernel panic", self.console.panic, self.console_log)
+            raise GuestPanic("kernel panic", console.panic, self.console_log)
         if not self.alive():
-            if self.console:
-                self.console.closed.wait(2)
-                if self.console.panic:
-                    raise GuestPanic("kernel panic", self.console.panic, self.console_log)
+            if console:
+                console.closed.wait(2)
+                if console.panic:
+                    raise GuestPanic("kernel panic", console.panic, self.console_log)
             raise BootError(f"QEMU exited (status {self._proc.returncode if self._proc else '?'})",
-                            self.console.excerpt() if self.console else "", self.console_log)
+                            console.excerpt() if console else "", self.console_log)
 
     def connection_lost(self, during: str) -> None:
         """SSH dropped: a panic or QEMU exit explains it (raised as such), else say so."""
-        if self.console:
-            self.console.closed.wait(PANIC_SETTLE_SECONDS)
+        console = self.console
+        if console:
+            console.closed.wait(PANIC_SETTLE_SECONDS)
         self.check_alive()
         raise BootError(f"SSH connection to the guest was lost during: {during}",
-                        self.console.excerpt() if self.console else "", self.console_log)
+                        console.excerpt() if console else "", self.console_log)
 
     def _reap(self) -> None:
         """A panicked guest is finished: let QEMU exit (panic=-1, -no-reboot) or end it."""
@@ -243,6 +248,15 @@ class Machine:
         except subprocess.TimeoutExpired:
             os.killpg(self._proc.pid, signal.SIGKILL)
             self._proc.wait()
+
+    def kill(self) -> None:
+        """End QEMU at once, from any thread: whoever uses the guest sees it gone (QEMU
+        exited) and finishes on its own; shutdown() tidies up after."""
+        if self.alive():
+            try:
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def shutdown(self) -> None:
         """Stop the guest; never raises, always leaves no QEMU process behind."""

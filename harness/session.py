@@ -254,11 +254,15 @@ class Session:
                     one_arch(a)
         except KeyboardInterrupt:   # in the main thread, while the arches' threads run
             stop.set()
-            self.close()            # their guests stop: their commands end at once
+            for st in self._arches.values():   # their commands end at once; each thread
+                if st.machine is not None:      # keeps its scenario's artifacts itself
+                    st.machine.kill()
             for t in threads:
                 t.join()
         everything = [o for a in arches for o in outcomes[a]]
         if stop.is_set():
+            for e in errors:   # an arch's trouble while the run was being stopped
+                log(f"while stopping: {type(e).__name__}: {e}")
             raise RunInterrupted(everything)
         if errors:
             raise errors[0]
