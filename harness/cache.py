@@ -56,6 +56,7 @@ class InputHash:
 # the command line shows it on stderr, the pytest plugin on the terminal (and pytest's
 # live log and caplog see it); a library user configures logging as they like.
 LOG = logging.getLogger("klp_harness")
+LOG_FORMAT = logging.Formatter("klp-harness: %(message)s")   # how both front ends show it
 
 
 def progress(message: str) -> None:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import List
 
-from . import (bench, bisect, external, hosttools, image as imagemod,
+from . import (bench, bisect, cache, external, hosttools, image as imagemod,
                kselftest, modules, options)
 from .errors import HarnessError, InputError
 from .scenario import Scenario, discover, known_upstream_failures
@@ -251,13 +251,12 @@ def parser() -> argparse.ArgumentParser:
 
 def show_progress() -> None:
     """The harness's log records (progress, guests booted, ...) on stderr, once."""
-    log = logging.getLogger("klp_harness")
-    if not any(getattr(h, "klp_cli", False) for h in log.handlers):
+    if not any(getattr(h, "klp_cli", False) for h in cache.LOG.handlers):
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("klp-harness: %(message)s"))
+        handler.setFormatter(cache.LOG_FORMAT)
         handler.klp_cli = True
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
+        cache.LOG.addHandler(handler)
+        cache.LOG.setLevel(logging.INFO)
 
 
 def main(argv=None) -> int:

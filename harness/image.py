@@ -199,17 +199,13 @@ def build(name: str = DEFAULT_IMAGE, arch: str = "x86_64", mirror: Optional[str]
 
 
 def build_all(name: str, arches: List[str], mirror: Optional[str] = None,
-              kernel_tree: Optional[Path] = None,
-              build_dir: Optional[Path] = None) -> Dict[str, Image]:
+              kernel_tree: Optional[Path] = None) -> Dict[str, Image]:
     """The images of ``arches``, the missing ones built at the same time: much of a kernel
     build is single-threaded (configuring, linking, modpost), so builds of several arches
     fill the host's cores better together than one after the other. Every build runs to
     its end; the first failure (in ``arches`` order) is raised after all have stopped."""
-    if len(arches) <= 1 or kernel_tree is not None and build_dir is not None:
-        return {a: build(name, a, mirror, kernel_tree, build_dir) for a in arches}
-    with concurrent.futures.ThreadPoolExecutor(len(arches), "klp-build") as pool:
-        futures = {a: pool.submit(build, name, a, mirror, kernel_tree, build_dir)
-                   for a in arches}
+    with concurrent.futures.ThreadPoolExecutor(max(1, len(arches)), "klp-build") as pool:
+        futures = {a: pool.submit(build, name, a, mirror, kernel_tree) for a in arches}
         concurrent.futures.wait(futures.values())
     return {a: f.result() for a, f in futures.items()}
 
@@ -357,7 +353,10 @@ class _SourceBuild(_Build):
         return f"Linux {self.source.version} from {where}"
 
     def check_livepatch_arch(self) -> None:
-        version = kernelsource.version_tuple(self.source.version)
+        try:
+            version = kernelsource.version_tuple(self.source.version)
+        except ValueError:   # a Makefile without a version: configuring will say so
+            return
         since = self.profile.livepatch_since
         if version < since:
             where = (f"the kernel tree {self.source.tree}" if self.kernel_tree is not None

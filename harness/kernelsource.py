@@ -15,6 +15,7 @@ import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Tuple
 
 from . import cache, debian
 from .errors import BuildError, HarnessError
@@ -36,9 +37,12 @@ def makefile_version(text: str) -> str:
     return ".".join(m.group(1) if m else "?" for m in v.values())
 
 
-def version_tuple(version: str) -> tuple:
-    """"7.3.4" -> (7, 3, 4); an unreadable part counts as 0."""
-    return tuple(int(p) if p.isdigit() else 0 for p in version.split("."))
+def version_tuple(text: str) -> Tuple[int, ...]:
+    """'6.12.107' or '6.1.0-50-amd64' -> (6, 12, 107) / (6, 1, 0)."""
+    m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", text)
+    if not m:
+        raise ValueError(f"not a kernel version: {text!r}")
+    return tuple(int(x) for x in m.groups(default="0"))
 
 
 def debian_package(package: str, suite: str, mirror) -> KernelSource:

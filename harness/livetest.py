@@ -45,6 +45,7 @@ class LiveTest:
     # -- the block ------------------------------------------------------------------------
 
     def __enter__(self) -> "LiveTest":
+        self._machine = self.session.machine(self.arch)   # its console is the artifact
         self.runner = self.session.runner(self.arch)
         self._first_command = len(self.runner.guest.history)
         self._begin = self.runner.begin()
@@ -61,8 +62,10 @@ class LiveTest:
             self.outcome.status, self.outcome.message = "fail", failure
         self.runner.end(self.outcome, self._begin, self.shadow_baseline)
         if self.outcome.status == "fail":
-            self.session.save_artifacts(self.name, self.arch, self.outcome,
-                                        self.session.machine(self.arch), self._first_command)
+            # This block's machine, not session.machine(): after a panic that would boot
+            # a fresh guest and keep its console instead.
+            self.session.save_artifacts(self.name, self.arch, self.outcome, self._machine,
+                                        self._first_command)
             if exc is None:   # a leak or a splat: the test's own failure would come first
                 raise StepFailed(self.outcome.message)
 

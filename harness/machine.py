@@ -181,10 +181,7 @@ class Machine:
         try:
             sock = connect_unix(self._sockdir / "console", self.timeout("qemu"), self.alive)
         except (FileNotFoundError, ConnectionRefusedError):
-            self._proc.wait()
-            stderr = self.qemu_log.read_text(errors="replace").strip()
-            raise QemuStartError(f"QEMU exited at start (status {self._proc.returncode}): "
-                                 f"{stderr}\ncommand: {' '.join(args)}") from None
+            raise self._start_failed("QEMU exited at start", args) from None
         self.console = Console(sock, self.console_log)
         try:
             # QEMU makes the QMP socket only after the console's client connected.
@@ -194,17 +191,21 @@ class Machine:
         except (OSError, QMPError) as e:
             # QEMU quit while starting (e.g. KVM refused, the initrd too large for the
             # memory): its stderr says why, the socket error does not.
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-            stderr = self.qemu_log.read_text(errors="replace").strip()
-            raise QemuStartError(
-                f"QEMU did not start ({type(e).__name__}: {e}; status "
-                f"{self._proc.returncode}): {stderr}\ncommand: {' '.join(args)}") from None
+            raise self._start_failed(f"QEMU did not start ({type(e).__name__}: {e})",
+                                     args) from None
         status = self.qmp.cmd("query-status")
         if not status.get("running"):
             raise BootError(f"QEMU is not running the guest: {status}")
+
+    def _start_failed(self, what: str, args: List[str]) -> QemuStartError:
+        """QEMU ended while starting: the error, with its exit status and its stderr."""
+        try:
+            self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        stderr = self.qemu_log.read_text(errors="replace").strip()
+        return QemuStartError(f"{what} (status {self._proc.returncode}): {stderr}\n"
+                              f"command: {' '.join(args)}")
 
     # These run in the thread of a command that lost its guest, while another thread (a
     # Ctrl-C's clean stop) may shut the machine down: each reads self.console once.

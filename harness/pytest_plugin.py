@@ -98,9 +98,10 @@ class _TerminalHandler(logging.Handler):
     def __init__(self, config):
         super().__init__(logging.INFO)
         self.config = config
+        self.setFormatter(cache.LOG_FORMAT)
 
     def emit(self, record: logging.LogRecord) -> None:
-        _show(self.config, f"klp-harness: {record.getMessage()}")
+        _show(self.config, self.format(record))
 
 
 def _show(config, line: str) -> None:

@@ -17,6 +17,7 @@ from typing import Any, Callable, Collection, Dict, List, Optional, Tuple
 
 from . import arch as archmod
 from .errors import ScenarioError, ScenarioErrors
+from .kernelsource import version_tuple
 from .yamlsrc import Fields, Node, load
 
 # Lines the kernel-log transcript keeps, as upstream's check_result filters dmesg
@@ -277,14 +278,6 @@ class Requirements:
     # A guest command that must succeed for the scenario to run, and what its failure
     # means (the skip's reason): a kernel behaviour no version or config symbol tells.
     guest_check: Optional[Tuple[str, str]] = None
-
-
-def version_tuple(text: str) -> Tuple[int, ...]:
-    """'6.12.107' or '6.1.0-50-amd64' -> (6, 12, 107) / (6, 1, 0)."""
-    m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", text)
-    if not m:
-        raise ValueError(f"not a kernel version: {text!r}")
-    return tuple(int(x) for x in m.groups(default="0"))
 
 
 @dataclass
