@@ -5,7 +5,8 @@ git checks out a commit and runs the command; its exit status is the verdict:
   0    good   every scenario passed (in every ``--repeat`` round)
   1    bad    a scenario failed, in any round: a flaky failure makes the step bad too
   125  skip   this commit cannot be tested: the kernel does not configure or build, the
-              guest does not boot, the modules do not build, or every scenario skips
+              guest does not boot, the modules (or a livepatch from patches) do not
+              build, or every scenario skips
   128  abort  trouble of the harness or the host, never the commit's: QEMU or a compiler
               missing, the disk full, a scenario file that does not parse, a harness error.
               git bisect stops instead of skipping, so nothing is skipped silently.
@@ -17,7 +18,10 @@ What is bisected is the current checkout, one of two kinds:
   ``--build-dir``), so each step recompiles only what the checkout changed. The image made
   for a commit (kernel + initramfs) is removed after its step; the build dir stays.
 - livepatch module sources (``--modules DIR``, a directory of the checkout), built against
-  the image's own kernel (no kernel build).
+  the image's own kernel (no kernel build); or, with ``--image-kernel``, scenarios whose
+  livepatches klp-build makes of the checkout's patches. A patch that klp-build does not
+  turn into a livepatch at a commit (it does not apply, klp-build refuses it) makes the
+  step a skip, not bad.
 
 Each step appends one line to ``bisect.log`` in the work dir (and prints it): commit,
 verdict, build and run times, and why.
@@ -34,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-from . import arch as archmod, cache, hosttools, image as imagemod, kernelbuild, modules
+from . import arch as archmod, cache, hosttools, image as imagemod, kernelbuild, klpbuild, modules
 from .errors import (BootError, KernelBuildError, ModuleBuildError, QemuStartError,
                      ScenarioError, WaitTimeout)
 from .scenario import Scenario, discover
@@ -199,6 +203,8 @@ def _run_scenarios(plan: Plan, session: Session, scenarios: List[Scenario]) -> T
             if outcome.status == "skip":
                 skipped.append(f"{sc.id}: {outcome.message}")
                 continue
+            if outcome.status == "fail" and outcome.cause == "livepatch build":
+                raise _Verdict(SKIP, f"cannot test {sc.id} at this commit: {outcome.message}")
             if outcome.status == "fail":
                 where = (f" in run {round_} of {plan.repeat} (--repeat: any failed run makes "
                          f"the step bad; the earlier {round_ - 1} passed)"
@@ -217,4 +223,5 @@ def _forget(image: imagemod.Image) -> None:
     for kind in ("modules", "programs"):
         for entry in (cache.root() / kind).glob(f"{image.dir.name}-*"):
             shutil.rmtree(entry, ignore_errors=True)
+    klpbuild.forget(image)
     shutil.rmtree(image.dir, ignore_errors=True)

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 import time
 from pathlib import Path
 from typing import List
 
-from . import (bench, bisect, cache, external, hosttools, image as imagemod,
+from . import (bench, bisect, cache, external, hosttools, image as imagemod, klpbuild,
                kselftest, modules, options)
 from .errors import HarnessError, InputError
 from .scenario import Scenario, discover, known_upstream_failures
@@ -38,7 +39,8 @@ def _options(args) -> Options:
 def cmd_setup(args) -> int:
     recipe = imagemod.Recipe.load(imagemod.recipe_path(args.image))
     installed = hosttools.install_missing(
-        hosttools.needed_for(_arches(args), recipe.builds_kernel))
+        hosttools.needed_for(_arches(args), recipe.builds_kernel,
+                             klp_build=recipe.builds_kernel))
     print("host packages installed: " + (" ".join(installed) if installed else "none needed"))
     return 0
 
@@ -132,7 +134,7 @@ def cmd_bisect_run(args) -> int:
     """One step of `git bisect run`: exit 0 good, 1 bad, 125 skip, 128 abort."""
     arch = args.arch or imagemod.arches_for(args.image)[0]
     tree = args.kernel_tree
-    if tree is None and not args.modules:
+    if tree is None and not args.modules and not args.image_kernel:
         tree = Path.cwd()   # git bisect run runs us at the top of the checkout
     if args.repeat < 1:
         print("klp-harness bisect-run: --repeat must be 1 or more", file=sys.stderr)
@@ -143,6 +145,30 @@ def cmd_bisect_run(args) -> int:
         build_dir=args.build_dir, repeat=args.repeat, workdir=args.workdir, accel=args.accel,
         cpus=args.smp, memory_mb=args.memory, mirror=args.mirror)
     return bisect.run(plan)
+
+
+def cmd_livepatch_build(args) -> int:
+    patches = tuple(Path(p) for p in args.patches)
+    klpbuild.check_patches(patches)
+    name = args.name or klpbuild.default_name(patches)
+    if not klpbuild.NAME.fullmatch(name):
+        raise HarnessError(f"--name {name!r}: a module name is lower-case letters, digits and "
+                           "_, at most 55")
+    image = imagemod.build(args.image, args.arch, args.mirror, args.kernel_tree)
+    reason = klpbuild.unsupported(image)
+    if reason:
+        raise klpbuild.Unsupported(reason)
+    try:
+        ko = klpbuild.build(image, klpbuild.LivepatchSource(name, patches, not args.no_replace))
+    except klpbuild.Refused as e:
+        print(f"klp-harness: {e}", file=sys.stderr)
+        return 1
+    target = Path(args.output) / f"{name}.ko"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ko, target)
+    print(f"{target} (livepatch {name} for {image.name} {image.arch}, kernel "
+          f"{image.kernel_release})")
+    return 0
 
 
 def cmd_bench_boot(args) -> int:
@@ -207,6 +233,10 @@ def parser() -> argparse.ArgumentParser:
                              "--modules is given: then the image's own kernel)"})
     s.add_argument("--modules", action="append", default=[], metavar="DIR",
                    help="livepatch module sources (.c) of the checkout; repeatable")
+    s.add_argument("--image-kernel", action="store_true",
+                   help="test against the image's own kernel, no kernel build: for a checkout "
+                        "of scenarios and the patches their livepatches are built from "
+                        "(implied by --modules)")
     s.add_argument("--build-dir", type=Path, metavar="DIR",
                    help="kernel build dir kept between steps (default: one in the cache per "
                         "tree and arch)")
@@ -218,6 +248,23 @@ def parser() -> argparse.ArgumentParser:
     _machine_opts(s)
     s.add_argument("scenarios", nargs="+", help="scenario files or directories")
     s.set_defaults(func=cmd_bisect_run)
+
+    livepatch = sub.add_parser("livepatch", help="livepatch modules").add_subparsers(
+        dest="livepatch_command", required=True)
+    s = livepatch.add_parser(
+        "build", help="build a livepatch module from source patches with the image kernel "
+                      "source's own klp-build (x86_64, Linux 6.19 and later)")
+    s.add_argument("patches", nargs="+", metavar="PATCH", help="patch files (unified diffs "
+                   "against the image's kernel source), applied in order")
+    s.add_argument("--name", help="the module's name (default: livepatch_<first patch's name>)")
+    s.add_argument("--no-replace", action="store_true",
+                   help="no atomic replace: the livepatch adds to those loaded before it")
+    s.add_argument("-o", "--output", default=".", metavar="DIR",
+                   help="where the .ko goes (default: the current directory)")
+    options.add_to_parser(s, options.IMAGE, arch={
+        "action": "store", "default": "x86_64",
+        "help": "the image's architecture (default: x86_64, the one klp-build supports)"})
+    s.set_defaults(func=cmd_livepatch_build)
 
     bench = sub.add_parser("bench", help="benchmarks that print figures").add_subparsers(
         dest="bench_command", required=True)

@@ -34,6 +34,13 @@ KERNEL_BUILD: Dict[str, str] = {
     "/usr/include/openssl/evp.h": "libssl-dev",  # scripts/sign-file, certs/
 }
 
+# What the kernel's scripts/livepatch/klp-build needs (livepatches from source patches).
+# Without xxhash's header objtool builds without its `klp` subcommand, silently.
+KLP_BUILD: Dict[str, str] = {
+    "/usr/include/xxhash.h": "libxxhash-dev", "recountdiff": "patchutils", "gawk": "gawk",
+    "patch": "patch", "objcopy": "binutils",
+}
+
 
 def compiler_for(profile: "archmod.ArchProfile") -> Tuple[str, str]:
     """The C compiler that builds kernels and modules for ``profile``, and its package."""
@@ -50,10 +57,12 @@ def static_libc_for(profile: "archmod.ArchProfile",
     return f"/usr/lib/{profile.gnu_triplet}/libc.a", "libc6-dev"
 
 
-def needed_for(arches: Iterable[str], builds_kernel: bool = False) -> Dict[str, str]:
+def needed_for(arches: Iterable[str], builds_kernel: bool = False,
+               klp_build: bool = False) -> Dict[str, str]:
     """Programs (and their packages) needed to build and boot images for these arches,
     and to build the static programs run in their guests (see programs.py)."""
-    needed = dict(COMMON, **(KERNEL_BUILD if builds_kernel else {}))
+    needed = dict(COMMON, **(KERNEL_BUILD if builds_kernel else {}),
+                  **(KLP_BUILD if klp_build else {}))
     for name in arches:
         profile = archmod.get(name)
         needed[profile.qemu_binary] = profile.qemu_package

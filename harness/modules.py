@@ -127,13 +127,20 @@ def require_sources(sources: Path) -> None:
         raise HarnessError(f"module dir {sources}: no module sources (*.c) in it")
 
 
+def in_tree(image: Image) -> Dict[str, Path]:
+    """The modules of the image's own kernel build (=m in its config), by the name they
+    load as: targets for livepatches built from source patches (klp-build patches in-tree
+    modules only). A distribution image's headers have none."""
+    return {module_name(ko.name): ko for ko in sorted(image.kbuild_dir.rglob("*.ko"))}
+
+
 class ModuleCatalog:
     """Every module a scenario can name, for one image."""
 
     def __init__(self, image: Image, extra_sets: Iterable[Path] = (),
                  ko_dirs: Iterable[Path] = ()):
         self.image = image
-        self.modules: Dict[str, Path] = {}
+        self.modules: Dict[str, Path] = dict(in_tree(image))
         if image.selftest_modules is not None:
             self.modules.update(build_set(image, image.selftest_modules, "upstream"))
         for sources in extra_sets:   # named by the user (--modules): must hold modules
@@ -155,6 +162,12 @@ class ModuleCatalog:
     def names(self) -> Set[str]:
         return set(self.modules)
 
+    def with_modules(self, more: Dict[str, Path]) -> "ModuleCatalog":
+        """This catalog and ``more`` (a scenario's own livepatches)."""
+        copy = object.__new__(ModuleCatalog)
+        copy.image, copy.modules = self.image, {**self.modules, **more}
+        return copy
+
     def path(self, name: str) -> Path:
         if name not in self.modules:
             raise HarnessError(f"unknown module '{name}'; known: {', '.join(sorted(self.modules))}")
@@ -162,15 +175,20 @@ class ModuleCatalog:
 
 
 def known_names(image_name: str) -> Optional[Set[str]]:
-    """Module names scenarios may use with image ``image_name``, from sources alone (for
-    validation before anything is built); None if no image of it is in the cache yet,
-    since the upstream modules come from the image's kernel source."""
+    """Module names scenarios may use with image ``image_name`` on some arch, from sources
+    alone (for validation before anything is built), from the newest image of each arch in
+    the cache; None if there is none yet, since the upstream modules come from the image's
+    kernel source."""
     names = {p.stem for p in OUR_MODULES.glob("*.c")} if OUR_MODULES.is_dir() else set()
     name = recipe_path(image_name).stem   # a recipe file's path names it by its stem
-    for manifest in sorted((cache.root() / "images").glob(f"{name}-*/manifest.json")):
+    manifests = (cache.root() / "images").glob(f"{name}-*/manifest.json")
+    seen: Set[str] = set()
+    for manifest in sorted(manifests, key=lambda p: p.stat().st_mtime, reverse=True):
         image = Image.from_dir(manifest.parent)
-        if image.name == name:
-            if image.selftest_modules is not None:
-                names |= {p.stem for p in image.selftest_modules.glob("*.c")}
-            return names
-    return None
+        if image.name != name or image.arch in seen:
+            continue
+        seen.add(image.arch)
+        names |= set(in_tree(image))
+        if image.selftest_modules is not None:
+            names |= {p.stem for p in image.selftest_modules.glob("*.c")}
+    return names if seen else None

@@ -226,8 +226,10 @@ def pytest_collection_finish(session):
     config = session.config
     if config.option.collectonly or not session.items:
         return
-    arches, images = set(), set()
+    arches, images, scenarios = set(), set(), {}
     for item in session.items:
+        if isinstance(item, ScenarioItem) and item.scenario.livepatches:
+            scenarios.setdefault(item.scenario.path, item.scenario)
         if item.get_closest_marker("vm") is None:
             continue
         arch = getattr(item, "arch", None) or getattr(
@@ -238,7 +240,7 @@ def pytest_collection_finish(session):
             images.add((mark.args[0], mark.kwargs["arch"]))
     if arches or images:
         order = [a for a in selected_arches(config) if a in arches]
-        klp_session(config).prepare(order, sorted(images))
+        klp_session(config).prepare(order, sorted(images), list(scenarios.values()))
 
 
 class _Results:

@@ -60,6 +60,7 @@ class Outcome:
     kernel: str = ""             # the guest kernel's release (empty if no image was made)
     interrupted: bool = False    # Ctrl-C stopped it; its guest's shell may still be busy
     steps: List[str] = field(default_factory=list)   # "step N, kind (file:line): 1.2s"
+    cause: str = ""              # "livepatch build": klp-build made no livepatch of its patches
 
 
 def prepare(guest: Guest, programs: Optional[Dict[str, Path]] = None) -> None:

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Callable, Collection, Dict, List, Optional, Tuple
 
 from . import arch as archmod
-from .errors import ScenarioError, ScenarioErrors
+from .errors import HarnessError, ScenarioError, ScenarioErrors
+from .klpbuild import NAME as LIVEPATCH_NAME, LivepatchSource, check_patches
 from .kernelsource import version_tuple
 from .yamlsrc import Fields, Node, load
 
@@ -294,6 +295,8 @@ class Scenario:
     shadow_baseline: Dict[int, int] = field(default_factory=dict)  # id -> may be left live
     # The upstream selftest case this scenario is: (script, the name its start_test gives).
     upstream: Optional[Tuple[str, str]] = None
+    # Livepatch modules klp-build makes of source patches, by the name the steps use.
+    livepatches: Dict[str, LivepatchSource] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.source is None:
@@ -394,6 +397,7 @@ class Scenario:
         up.only(["script", "test"])
         upstream = ((up.get("script", str, required=True), up.get("test", str, required=True))
                     if up.node else None)
+        livepatches = cls._livepatches(field("livepatches"))
         raw_steps = base.get("steps", list, required=True)
         if not raw_steps:
             base.fail("steps", "a scenario needs at least one step")
@@ -413,7 +417,7 @@ class Scenario:
                        steps=steps, known_failures={a: reason for a in known_arches},
                        source=base.path, expect_failure=expect_failure,
                        shadow_baseline={k: int(v) for k, v in baseline.items()},
-                       upstream=upstream)
+                       upstream=upstream, livepatches=livepatches)
         scenario._check_order(modules)
         return scenario
 
@@ -424,6 +428,36 @@ class Scenario:
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(name)):
                 v.fail(name, f"a variable name is letters, digits and _, got {name!r}")
         return {str(k): _scalar(v, k, value) for k, value in v.node.items()}
+
+    @staticmethod
+    def _livepatches(f: Fields) -> Dict[str, LivepatchSource]:
+        """`livepatches: {name: PATCH | [PATCH...] | {patches: [...], replace: false}}`,
+        patch paths relative to the file that says so; each must be a unified diff."""
+        lp = f.sub("livepatches", Node())
+        found: Dict[str, LivepatchSource] = {}
+        for name, value in lp.node.items():
+            if not isinstance(name, str) or not LIVEPATCH_NAME.fullmatch(name):
+                lp.fail(name, f"a livepatch's name is its module's: lower-case letters, digits "
+                              f"and _, at most 55 (got {name!r})")
+            replace = True
+            if isinstance(value, dict):
+                entry = Fields(value, f.path, lp._name(name))
+                entry.only(["patches", "replace"])
+                patches = entry.strings("patches")
+                replace = entry.get("replace", bool, True)
+            elif isinstance(value, str):
+                patches = [value]
+            else:
+                patches = lp.strings(name)
+            if not patches:
+                lp.fail(name, "expected a patch file, a list of them, or {patches: [...]}")
+            paths = tuple(f.path.parent / p for p in patches)
+            try:
+                check_patches(paths)
+            except HarnessError as e:
+                lp.fail(name, f"{e} (patch paths are relative to {f.path.parent})")
+            found[name] = LivepatchSource(name, paths, replace)
+        return found
 
     @staticmethod
     def _requirements(f: Fields) -> Requirements:
@@ -496,7 +530,8 @@ class Scenario:
             target = STEP_KINDS[step.kind][2]
             if step.kind == "load":
                 module = step.args["module"]
-                if modules is not None and module not in modules:
+                if modules is not None and module not in modules \
+                        and module not in self.livepatches:
                     fail(f"unknown module '{module}'; modules of this image: "
                          f"{', '.join(sorted(modules))}")
                 if step.args["error"] is None:
@@ -516,7 +551,7 @@ class Scenario:
 
 # Top-level fields of a scenario file; one that `extends` another may set all but steps.
 TOP_FIELDS = ["description", "requires", "vars", "steps", "expect-splat", "known-failure",
-              "expect-failure", "shadow-baseline", "upstream"]
+              "expect-failure", "shadow-baseline", "upstream", "livepatches"]
 EXTENDS_FIELDS = ["extends"] + [k for k in TOP_FIELDS if k != "steps"]
 
 

@@ -15,11 +15,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
-from . import (accel, arch as archmod, cache, image as imagemod, kselftest, livepatch, programs,
-               runner, shadow)
-from .errors import BootError, BuildError, HarnessError
+from . import (accel, arch as archmod, cache, image as imagemod, klpbuild, kselftest, livepatch,
+               programs, runner, shadow)
+from .errors import BootError, BuildError, HarnessError, ScenarioError
 from .guest import Guest
 from .machine import Machine, MachineConfig
 from .modules import ModuleCatalog
@@ -78,13 +78,13 @@ class Session:
         self._failed: Dict[str, HarnessError] = {}   # arches whose image or modules failed
         self._unbootable: Dict[str, BootError] = {}  # arches whose guest did not boot
 
-    def prepare(self, arches: List[str], images=()) -> None:
-        """Build what ``arches`` need (image, modules, programs), and the other ``images``
-        ((name, arch) pairs), all at the same time: kernel builds of several arches fill
-        the host's cores better together than one after the other. A failure is kept and
-        raised when the arch (or image) is used, so one broken arch does not stop the
-        others' tests."""
-        jobs = [(self.state, (a,)) for a in arches]
+    def prepare(self, arches: List[str], images=(), scenarios: Sequence[Scenario] = ()) -> None:
+        """Build what ``arches`` need (image, modules, programs, the livepatches that
+        ``scenarios`` build from patches), and the other ``images`` ((name, arch) pairs),
+        all at the same time: kernel builds of several arches fill the host's cores better
+        together than one after the other. A failure is kept and raised when the arch (or
+        image) is used, so one broken arch does not stop the others' tests."""
+        jobs = [(self._prepare_arch, (a, scenarios)) for a in arches]
         jobs += [(imagemod.build, (name, a, self.options.mirror)) for name, a in images]
         if len(jobs) <= 1:
             for fn, args in jobs:
@@ -93,6 +93,15 @@ class Session:
         with concurrent.futures.ThreadPoolExecutor(len(jobs), "klp-prepare") as pool:
             for f in [pool.submit(_ignore_harness_errors, fn, *args) for fn, args in jobs]:
                 f.result()
+
+    def _prepare_arch(self, arch: str, scenarios: Sequence[Scenario]) -> None:
+        st = self.state(arch)
+        if klpbuild.unsupported(st.image):
+            return
+        for sc in scenarios:
+            if sc.skip_reason(arch, st.image) is None:
+                for source in sc.livepatches.values():   # a refusal is cached: seen later
+                    _ignore_harness_errors(klpbuild.build, st.image, source)
 
     def state(self, arch: str) -> ArchState:
         if arch in self._failed:   # the same error at once, instead of building again
@@ -178,6 +187,25 @@ class Session:
             return runner.Outcome(scenario.id, arch, "skip", reason,
                                   kernel=st.image.kernel_release)
         scenario.check_modules(st.catalog.names())   # before booting: file, line, module
+        catalog = st.catalog
+        if scenario.livepatches:
+            reason = klpbuild.unsupported(st.image)
+            if reason:
+                return runner.Outcome(scenario.id, arch, "skip", f"its livepatches are built "
+                                      f"from patches by klp-build: {reason}",
+                                      kernel=st.image.kernel_release)
+            try:
+                catalog = st.catalog.with_modules(scenario_livepatches(scenario, st))
+            except klpbuild.Refused as e:
+                outcome = runner.Outcome(scenario.id, arch, "fail", str(e),
+                                         kernel=st.image.kernel_release,
+                                         cause="livepatch build")
+                outcome = runner.expected_failure(scenario,
+                                                  runner.known_failure(scenario, outcome))
+                if outcome.status in ("fail", "xfail"):
+                    target = self.save_artifacts(scenario.id, arch, outcome, None)
+                    shutil.copy(e.log, target / "klp-build.log")
+                return outcome
         try:
             machine = self.machine(arch)
         except BootError as e:
@@ -186,7 +214,7 @@ class Session:
                                   kernel=st.image.kernel_release)
         first_command = len(machine.guest.history)
         try:
-            outcome = self.runner(arch).run(scenario)
+            outcome = self.runner(arch, catalog).run(scenario)
         except BootError as e:
             outcome = runner.Outcome(scenario.id, arch, "fail", str(e))
         outcome.kernel = st.image.kernel_release
@@ -199,12 +227,13 @@ class Session:
             raise ScenarioInterrupted(outcome)
         return outcome
 
-    def runner(self, arch: str) -> runner.Runner:
-        """A Runner on ``arch``'s running guest (booted if need be), with its modules and
-        its shadow counter: for scenarios, and for Python tests (livetest.LiveTest)."""
+    def runner(self, arch: str, catalog: Optional[ModuleCatalog] = None) -> runner.Runner:
+        """A Runner on ``arch``'s running guest (booted if need be), with its modules (or
+        ``catalog``: those and a scenario's livepatches) and its shadow counter: for
+        scenarios, and for Python tests (livetest.LiveTest)."""
         machine = self.machine(arch)
         st = self.state(arch)
-        return runner.Runner(machine.guest, st.catalog, arch, st.image, st.counter,
+        return runner.Runner(machine.guest, catalog or st.catalog, arch, st.image, st.counter,
                              st.counter_unavailable)
 
     def run_all(self, scenarios: List[Scenario], arches: List[str], parallel: bool = True,
@@ -268,8 +297,8 @@ class Session:
             raise errors[0]
         return everything
 
-    def save_artifacts(self, name: str, arch: str, outcome: runner.Outcome, machine: Machine,
-                       first_command: int = 0) -> Path:
+    def save_artifacts(self, name: str, arch: str, outcome: runner.Outcome,
+                       machine: Optional[Machine], first_command: int = 0) -> Path:
         target = self.options.artifacts / "failed" / f"{_safe(name)}[{arch}]"
         for n in range(2, 1000):   # the same test failing twice in a run (e.g. --repeat)
             if not target.exists():
@@ -285,6 +314,9 @@ class Session:
         (target / "steps.txt").write_text("".join(f"{t}\n" for t in outcome.steps))
         if outcome.sysfs:
             (target / "sysfs-at-failure.txt").write_text(outcome.sysfs)
+        if machine is None:   # it failed before any guest was needed (a livepatch's build)
+            outcome.message += f"\nartifacts: {target}"
+            return target
         if machine.console_log.exists():
             shutil.copy(machine.console_log, target / "console.log")
         if machine.guest is not None:
@@ -357,6 +389,18 @@ def newer_selftest_modules(scenario: Scenario, catalog: ModuleCatalog) -> Option
     return (f"the selftests of this kernel ({catalog.image.kernel_release}, image "
             f"{catalog.image.name}) have no {', '.join(missing)}: the scenario is for a newer "
             "kernel's selftests")
+
+
+def scenario_livepatches(scenario: Scenario, st: ArchState) -> Dict[str, Path]:
+    """The scenario's livepatches, built from their patches by klp-build (cached); a name
+    the image's modules already have is the scenario's error."""
+    for name in scenario.livepatches:
+        if name in st.catalog.names():
+            raise ScenarioError(scenario.source, None, f"livepatches.{name}",
+                                f"'{name}' is already a module of image {st.image.name} "
+                                f"({st.catalog.path(name)}): give the livepatch another name")
+    return {name: klpbuild.build(st.image, source)
+            for name, source in scenario.livepatches.items()}
 
 
 def guest_programs(image: imagemod.Image) -> Dict[str, Path]:

@@ -1,0 +1,347 @@
+"""Livepatches built from source patches by the kernel's own ``scripts/livepatch/klp-build``.
+
+klp-build (Linux 6.19, x86_64 only as of 7.3) builds the original kernel with
+``-ffunction-sections -fdata-sections``, applies the patches, rebuilds, diffs the objects
+with ``objtool klp diff`` and links a livepatch module. It works in-tree only (no ``O=``),
+one run per tree at a time, and a run that starts at step 1 begins with ``make clean``.
+So each image gets a *workspace* in the cache: a copy of its kernel source with the
+image's ``.config``, keyed by the image's kernel build. The first run builds the original
+kernel there and keeps it (``-T``: ``klp-tmp/1-orig``); every later patch restarts at step
+2 (``-S 2``) and costs only the patched rebuild and the diff. Each livepatch (and each
+refusal: the same inputs are refused again) is cached by a hash of the workspace and the
+patches.
+
+The livepatch is loaded into the image's own kernel, built with the same source, config
+and compiler (function sections change where code is placed, not what a function is).
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+from . import arch as archmod
+from . import cache, hosttools, kernelbuild, kernelsource
+from .errors import HarnessError
+from .image import Image
+
+SCRIPT = "scripts/livepatch/klp-build"
+# Module names klp-build accepts unchanged (it turns others into '-', and cuts at 55).
+NAME = re.compile(r"[a-z0-9_]{1,55}")
+PROGRESS_EVERY = 20.0
+
+
+@dataclass(frozen=True)
+class LivepatchSource:
+    """A livepatch to build: its module name, the patches (applied in order) and whether
+    it replaces the livepatches before it (klp-build's default; --no-replace if not)."""
+    name: str
+    patches: Tuple[Path, ...]
+    replace: bool = True
+
+
+class Unsupported(HarnessError):
+    """The image's kernel or arch cannot run klp-build (one line: why)."""
+
+
+class Refused(HarnessError):
+    """klp-build did not make a livepatch of these patches; the message is its reason."""
+
+    def __init__(self, source: LivepatchSource, reason: str, log: Optional[Path] = None):
+        self.source, self.reason, self.log = source, reason, log
+        patches = ", ".join(p.name for p in source.patches)
+        super().__init__(f"klp-build refused {patches} (livepatch {source.name}): {reason}"
+                         + (f"\nklp-build's log: {log}" if log else ""))
+
+
+def source_tree(image: Image) -> Optional[Path]:
+    """The kernel source the image's kernel was built from (its build dir's ``source``
+    link, which Kbuild makes for O= builds); None for a distribution kernel."""
+    link = image.kbuild_dir / "source"
+    return link.resolve() if link.is_symlink() else None
+
+
+def unsupported(image: Image) -> Optional[str]:
+    """Why klp-build cannot build livepatches for ``image``, in one line; None if it can."""
+    tree = source_tree(image)
+    if tree is None:
+        return (f"image {image.name} boots a kernel built elsewhere; klp-build needs the "
+                "kernel built from its source tree (an image built from source, e.g. linux-7.3)")
+    version = kernelsource.makefile_version((tree / "Makefile").read_text())
+    if not (tree / SCRIPT).is_file():
+        return (f"Linux {version} (image {image.name}) has no klp-build: it came with "
+                "Linux 6.19 (scripts/livepatch/klp-build)")
+    if image.config_symbols().get("CONFIG_HAVE_KLP_BUILD") != "y":
+        return (f"klp-build does not support {image.arch} in Linux {version} (the arch does "
+                "not select HAVE_KLP_BUILD; as of 7.3 only x86_64 does)")
+    if archmod.get(image.arch).cross_compile():
+        return (f"klp-build does not cross-compile: building {image.arch} livepatches needs "
+                f"a {image.arch} host")
+    if image.config_symbols().get("CONFIG_KLP_BUILD") != "y":
+        return f"the kernel config of image {image.name} lacks CONFIG_KLP_BUILD"
+    return None
+
+
+def default_name(patches: Sequence[Path]) -> str:
+    """livepatch_<first patch's name>, as klp-build names its output (with _ for -)."""
+    stem = re.sub(r"[^a-z0-9_]+", "_", Path(patches[0]).stem.lower())
+    return f"livepatch_{stem}"[:55]
+
+
+def check_patches(patches: Iterable[Path]) -> None:
+    """Each patch is a file holding a unified diff (before anything is built)."""
+    for patch in patches:
+        if not Path(patch).is_file():
+            raise HarnessError(f"patch {patch}: no such file")
+        text = Path(patch).read_text(errors="replace")
+        if not re.search(r"^--- \S", text, re.M) or not re.search(r"^\+\+\+ \S", text, re.M):
+            raise HarnessError(f"patch {patch}: not a unified diff (no '--- a/...' and "
+                               "'+++ b/...' lines): make it with git diff or diff -u")
+
+
+def build(image: Image, source: LivepatchSource) -> Path:
+    """The ``.ko`` klp-build makes of ``source`` for ``image``, built now if not cached;
+    Unsupported or Refused (with klp-build's reason) if there is none."""
+    reason = unsupported(image)
+    if reason:
+        raise Unsupported(reason)
+    check_patches(source.patches)
+    _require_tools()
+    space = Workspace(image)
+    h = cache.InputHash("livepatch").text("workspace", space.key).text("name", source.name)
+    h.text("replace", str(source.replace))
+    for i, patch in enumerate(source.patches):
+        h.file(f"patch{i}", patch)
+    what = f"livepatch {source.name} from {', '.join(p.name for p in source.patches)}"
+    out = cache.entry("livepatches", f"{space.name}-{source.name}-{h.hexdigest()}",
+                      lambda tmp: space.run(source, tmp), f"{what} for {image.name}")
+    refused = out / "refused.txt"
+    if refused.exists():
+        raise Refused(source, refused.read_text().strip(), out / "klp-build.log")
+    return out / f"{source.name}.ko"
+
+
+def forget(image: Image) -> None:
+    """Remove the workspace and livepatches of an image made for one commit (bisect)."""
+    name = Workspace(image).name
+    for kind in ("klp-build", "livepatches"):
+        for entry in (cache.root() / kind).glob(f"{name}*"):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _require_tools() -> None:
+    for program, package in hosttools.KLP_BUILD.items():
+        hosttools.require(program, package, "to build livepatches with klp-build")
+
+
+class Workspace:
+    """A copy of an image's kernel source where klp-build runs, with the original build
+    kept between runs."""
+
+    def __init__(self, image: Image):
+        self.image = image
+        stamp = image.kbuild_dir / kernelbuild.STAMP
+        self.key = (cache.InputHash("klp-build-workspace")
+                    .text("kernel", stamp.read_text() if stamp.exists() else image.kernel_release)
+                    .file("config", image.kbuild_dir / ".config").hexdigest())
+        self.name = f"{image.name}-{image.arch}-{self.key}"
+
+    def _dir(self) -> Path:
+        """The workspace, made (a copy of the source tree) if need be. A run that died
+        without klp-build's own clean-up (the patches still applied) left a marker: such
+        a tree is made anew, never trusted."""
+        final = cache.root() / "klp-build" / self.name
+        if (final / "running").exists():
+            cache.progress(f"klp-build workspace {final}: a run died in it; making it anew")
+            shutil.rmtree(final)
+        return cache.entry("klp-build", self.name, self._make,
+                           f"klp-build workspace (a copy of the kernel source) for "
+                           f"{self.image.name} {self.image.arch}")
+
+    def _make(self, out: Path) -> None:
+        tree = source_tree(self.image)
+        (out / "tree").mkdir()
+        # tar, not a Python copy: 80,000 files; .git is not needed to build.
+        pack = subprocess.Popen(["tar", "-C", str(tree), "--exclude=./.git", "-cf", "-", "."],
+                                stdout=subprocess.PIPE)
+        unpack = subprocess.run(["tar", "-C", str(out / "tree"), "-xf", "-"], stdin=pack.stdout)
+        if pack.wait() != 0 or unpack.returncode != 0:
+            raise HarnessError(f"copying the kernel source {tree} to {out / 'tree'} failed")
+        shutil.copy(self.image.kbuild_dir / ".config", out / "tree" / ".config")
+
+    def run(self, source: LivepatchSource, out: Path) -> None:
+        """Run klp-build for ``source``; the module (or refused.txt) goes to ``out``."""
+        with cache.locked(cache.root() / "klp-build" / f".{self.name}.run.lock"):
+            space = self._dir()
+            tree = space / "tree"
+            orig_done = (tree / "klp-tmp/1-orig/.complete").exists()
+            ko = out / f"{source.name}.ko"
+            cmd = ["bash", SCRIPT, "-T", f"-j{os.cpu_count() or 1}", "-o", str(ko)]
+            cmd += [] if source.replace else ["--no-replace"]
+            cmd += ["-S", "2"] if orig_done else []
+            cmd += [str(Path(p).resolve()) for p in source.patches]
+            log = out / "klp-build.log"
+            step = "patched build" if orig_done else "original build"
+            progress = _Progress(f"klp-build {source.name}", tree, self.image.kbuild_dir,
+                                 orig_done)
+            (space / "running").touch()
+            try:
+                rc = _call(cmd, tree, log, progress)
+            finally:   # klp-build has reverted the patches itself (its EXIT/INT trap)
+                (space / "running").unlink()
+            if rc != 0 or not ko.exists():
+                reason = refusal(log.read_text(errors="replace"), source.patches)
+                if not reason:   # not klp-build's own verdict: not cached as one
+                    raise HarnessError(f"klp-build stopped without saying why ({step}, exit "
+                                       f"status {rc}); its log: {_keep(log, self.name)}")
+                (out / "refused.txt").write_text(reason + "\n")
+
+
+def _call(cmd: List[str], tree: Path, log: Path, progress: "_Progress") -> int:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LC_")}
+    env.update(LANG="C", LC_CTYPE="C", LC_MESSAGES="C")
+    with open(log, "w") as f:
+        f.write("$ " + " ".join(cmd) + "\n")
+        f.flush()
+        proc = subprocess.Popen(cmd, cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, errors="replace", env=env)
+        progress.start()
+        try:
+            for line in proc.stdout:
+                f.write(line)
+                progress.line(line.rstrip("\n"))
+            return proc.wait()
+        except BaseException:   # Ctrl-C: klp-build got it too; let its trap revert
+            proc.wait()
+            raise
+        finally:
+            progress.stop()
+
+
+def _keep(log: Path, name: str) -> Path:
+    kept = cache.root() / "failed-builds" / f"klp-build-{name}.log"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(log, kept)
+    return kept
+
+
+# klp-build's own steps, as its status() prints them.
+STEPS = ("Validating patch(es)", "Building original kernel", "Copying original object files",
+         "Fixing patch(es)", "Building patched kernel", "Copying patched object files",
+         "Generating original checksums", "Generating patched checksums", "Diffing objects",
+         "Building patch module")
+
+
+class _Progress:
+    """klp-build's step lines as they come, and during the original build (the one long
+    step) a line every PROGRESS_EVERY seconds with objects built so far out of those the
+    image's own build of the same config has."""
+
+    def __init__(self, what: str, tree: Path, kbuild_dir: Path, orig_done: bool):
+        self.what, self.tree, self.kbuild_dir = what, tree, kbuild_dir
+        self.step, self.started = "starting", time.monotonic()
+        self.step_started = self.started
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._report, daemon=True)
+        self._total = 0
+        cache.progress(f"{what}: " + ("restarting at the patched build (the original build "
+                                      "is kept)" if orig_done else
+                                      "first run for this image: the original kernel is built "
+                                      "once, with function sections"))
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def line(self, line: str) -> None:
+        if any(line.startswith(s) for s in STEPS) or line == "SUCCESS":
+            now = time.monotonic()
+            cache.progress(f"{self.what}: {line} (at {now - self.started:.0f}s)")
+            self.step, self.step_started = line, now
+
+    def _report(self) -> None:
+        while not self._done.wait(PROGRESS_EVERY):
+            if self.step.startswith("Building original kernel"):
+                if not self._total:
+                    self._total = _objects(self.kbuild_dir)
+                done = _objects(self.tree)
+                left = ""
+                elapsed = time.monotonic() - self.step_started
+                if self._total and 0 < done < self._total:
+                    left = f", about {elapsed * (self._total - done) / done:.0f}s left"
+                cache.progress(f"{self.what}: original kernel {done} of ~{self._total} "
+                               f"objects, {elapsed:.0f}s{left}")
+
+    def stop(self) -> None:
+        self._done.set()
+
+
+def _objects(top: Path) -> int:
+    """Object files of a kernel build (not klp-build's copies, not tools/)."""
+    count = 0
+    for here, dirs, files in os.walk(top):
+        dirs[:] = [d for d in dirs if d not in ("klp-tmp", "tools", ".git")]
+        count += sum(f.endswith(".o") for f in files)
+    return count
+
+
+# -- klp-build's reasons ------------------------------------------------------------------
+
+def refusal(log: str, patches: Sequence[Path]) -> str:
+    """klp-build's reason for not making a livepatch, from its output; "" if it gave none.
+    Its own `error: klp-build: ...` line, with what led to it: the rejected hunks of a
+    patch that does not apply, objtool's complaints, the compiler's errors."""
+    lines = log.splitlines()
+    final = [l for l in lines if l.startswith("error: klp-build: ")]
+    if not final:
+        return ""
+    said = final[-1][len("error: klp-build: "):]
+    m = re.match(r"(.*) did not apply$", said)
+    if m:
+        return _not_applied(Path(m.group(1)), lines, patches)
+    context = [l.strip() for l in lines
+               if re.match(r"\s*objtool\b|.*\berror:|.*\bwarning: objtool", l)
+               and not l.startswith("error: klp-build: ")]
+    context = list(dict.fromkeys(context))[:12]
+    return "\n".join([said] + context)
+
+
+def _not_applied(patch: Path, lines: List[str], patches: Sequence[Path]) -> str:
+    """Which hunks of ``patch`` were rejected, by file, with each hunk's header."""
+    original = next((p for p in patches if Path(p).resolve() == patch.resolve()
+                     or Path(p).name == patch.name), patch)
+    hunks = hunk_headers(Path(original)) if Path(original).is_file() else {}
+    found, current = [], None
+    for line in lines:
+        m = re.match(r"(?:checking|patching) file (\S+)", line)
+        if m:
+            current = m.group(1)
+        m = re.match(r"Hunk #(\d+) FAILED at (\d+)", line)
+        if m and current:
+            n = int(m.group(1))
+            header = hunks.get(current, [])[n - 1] if n <= len(hunks.get(current, [])) else ""
+            found.append(f"hunk #{n} of {current} ({header}) does not match the source "
+                         f"(tried at line {m.group(2)})")
+        m = re.match(r"can't find file to patch|No file to patch", line)
+        if m:
+            found.append("a file it patches is not in the kernel tree")
+    return f"{original} does not apply to the image's kernel source:\n" + \
+        "\n".join(found or [l for l in lines if "FAILED" in l or "malformed" in l][:10])
+
+
+def hunk_headers(patch: Path) -> Dict[str, List[str]]:
+    """file -> the @@ headers of its hunks, in order, as written in ``patch``."""
+    found: Dict[str, List[str]] = {}
+    current = None
+    for line in patch.read_text(errors="replace").splitlines():
+        if line.startswith("+++ "):
+            current = re.sub(r"^[^/]*/", "", line[4:].split("\t")[0].strip())
+            found.setdefault(current, [])
+        elif line.startswith("@@") and current is not None:
+            found[current].append(line.split(" @@")[0] + " @@")
+    return found

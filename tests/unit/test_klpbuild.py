@@ -1,0 +1,188 @@
+"""Livepatches from source patches (harness/klpbuild.py), the parts that need no kernel:
+klp-build's reasons read from its output, which images can run it, and the scenario field
+`livepatches`. tests/integration/test_klp_build.py runs the real klp-build, and the
+scenarios under scenarios/klp-build/ load what it makes into real guests."""
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness import klpbuild
+from harness.errors import HarnessError, ScenarioError
+from harness.image import Image
+from harness.scenario import Scenario
+
+PATCH = textwrap.dedent("""\
+    proc: a fix
+
+    --- a/fs/proc/version.c
+    +++ b/fs/proc/version.c
+    @@ -13,6 +13,7 @@
+     		utsname()->version);
+    +	seq_puts(m, "fixed\\n");
+     	return 0;
+     }
+    --- a/fs/proc/uptime.c
+    +++ b/fs/proc/uptime.c
+    @@ -1,3 +1,4 @@
+     a
+    +b
+     c
+    @@ -20,3 +21,4 @@ static int uptime_proc_show(struct seq_file *m, void *v)
+     x
+    +y
+     z
+    """)
+
+
+def test_a_rejected_hunk_is_named_with_its_file_and_header(tmp_path):
+    patch = tmp_path / "fix.patch"
+    patch.write_text(PATCH)
+    log = textwrap.dedent(f"""\
+        Validating patch(es)
+        checking file fs/proc/version.c
+        checking file fs/proc/uptime.c
+        Hunk #2 FAILED at 20.
+        1 out of 2 hunks FAILED
+        error: klp-build: {patch} did not apply
+        """)
+    reason = klpbuild.refusal(log, [patch])
+    assert reason.splitlines() == [
+        f"{patch} does not apply to the image's kernel source:",
+        "hunk #2 of fs/proc/uptime.c (@@ -20,3 +21,4 @@) does not match the source "
+        "(tried at line 20)"]
+
+
+def test_klp_builds_own_verdict_comes_with_objtools_complaint_not_the_make_output():
+    log = "\n".join(["Building patched kernel", *(f"  CC  file{i}.o" for i in range(500)),
+                     "Diffing objects", "vmlinux.o: error: objtool: changed data: oops_limit",
+                     "error: klp-build: objtool klp diff failed"])
+    assert klpbuild.refusal(log, []) == ("objtool klp diff failed\n"
+                                         "vmlinux.o: error: objtool: changed data: oops_limit")
+
+
+def test_an_unsupported_file_is_klp_builds_reason():
+    log = "Validating patch(es)\nerror: klp-build: /x/lib.patch: unsupported patch to lib/string.c"
+    assert klpbuild.refusal(log, []) == "/x/lib.patch: unsupported patch to lib/string.c"
+
+
+def test_output_without_klp_builds_verdict_is_no_refusal():
+    """A run killed or broken for the host's reasons must not be cached as the patch's."""
+    assert klpbuild.refusal("Building original kernel\nmake: *** [Makefile] Error 2", []) == ""
+
+
+def test_hunk_headers_are_read_per_file(tmp_path):
+    patch = tmp_path / "fix.patch"
+    patch.write_text(PATCH)
+    assert klpbuild.hunk_headers(patch) == {
+        "fs/proc/version.c": ["@@ -13,6 +13,7 @@"],
+        "fs/proc/uptime.c": ["@@ -1,3 +1,4 @@", "@@ -20,3 +21,4 @@"]}
+
+
+def test_default_name_is_a_module_name():
+    assert klpbuild.default_name([Path("/p/0001-Fix-the-thing.v2.patch")]) == \
+        "livepatch_0001_fix_the_thing_v2"
+
+
+def test_a_patch_must_exist_and_be_a_unified_diff(tmp_path):
+    with pytest.raises(HarnessError, match="no such file"):
+        klpbuild.check_patches([tmp_path / "missing.patch"])
+    notes = tmp_path / "notes.patch"
+    notes.write_text("just words\n")
+    with pytest.raises(HarnessError, match="not a unified diff"):
+        klpbuild.check_patches([notes])
+
+
+def fake_image(tmp_path, config, source=True, script=True, arch="x86_64"):
+    tree = tmp_path / "tree"
+    (tree / "scripts/livepatch").mkdir(parents=True)
+    (tree / "Makefile").write_text("VERSION = 7\nPATCHLEVEL = 3\nSUBLEVEL = 4\n")
+    if script:
+        (tree / klpbuild.SCRIPT).write_text("#!/bin/bash\n")
+    kbuild = tmp_path / "kbuild"
+    kbuild.mkdir()
+    if source:
+        (kbuild / "source").symlink_to(tree)
+    image = tmp_path / "image"
+    image.mkdir()
+    (image / "config").write_text("".join(f"{c}\n" for c in config))
+    (image / "manifest.json").write_text(json.dumps({
+        "name": "linux-7.3", "arch": arch, "kernel_release": "7.3.4", "host_key": "",
+        "kbuild_dir": str(kbuild), "make_vars": {}, "selftest_modules": ""}))
+    return Image.from_dir(image)
+
+
+KLP = ["CONFIG_LIVEPATCH=y", "CONFIG_HAVE_KLP_BUILD=y", "CONFIG_KLP_BUILD=y"]
+
+
+def test_an_image_klp_build_can_serve(tmp_path):
+    assert klpbuild.unsupported(fake_image(tmp_path, KLP)) is None
+
+
+@pytest.mark.parametrize("case, expected", [
+    ({"source": False}, "boots a kernel built elsewhere"),
+    ({"script": False}, "Linux 7.3.4 (image linux-7.3) has no klp-build: it came with Linux 6.19"),
+    ({"config": ["CONFIG_LIVEPATCH=y"], "arch": "ppc64le"},
+     "klp-build does not support ppc64le in Linux 7.3.4"),
+    ({"config": KLP[:2]}, "lacks CONFIG_KLP_BUILD"),
+])
+def test_an_image_klp_build_cannot_serve_says_why_in_one_line(tmp_path, case, expected):
+    case = dict(case)
+    reason = klpbuild.unsupported(fake_image(tmp_path, case.pop("config", KLP), **case))
+    assert expected in reason and "\n" not in reason
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_livepatches_name_patches_relative_to_the_scenario_file(tmp_path):
+    write(tmp_path, "mine/patches/fix.patch", PATCH)
+    write(tmp_path, "mine/patches/more.patch", PATCH)
+    path = write(tmp_path, "mine/fix.yaml", """\
+        livepatches:
+          klp_fix: patches/fix.patch
+          klp_both: {patches: [patches/fix.patch, patches/more.patch], replace: false}
+        steps:
+          - load: klp_fix
+          - load: klp_both
+        """)
+    sc = Scenario.load(path, modules={"klp_cmdline"})   # theirs are known without a build
+    assert sc.livepatches["klp_fix"] == klpbuild.LivepatchSource(
+        "klp_fix", (tmp_path / "mine/patches/fix.patch",), True)
+    assert sc.livepatches["klp_both"].patches[1] == tmp_path / "mine/patches/more.patch"
+    assert sc.livepatches["klp_both"].replace is False
+
+
+def test_a_negative_control_may_swap_a_livepatchs_patch(tmp_path):
+    write(tmp_path, "good.patch", PATCH)
+    write(tmp_path, "bad/broken.patch", PATCH)
+    write(tmp_path, "base.yaml", "livepatches: {klp_fix: good.patch}\nsteps: [{load: klp_fix}]\n")
+    path = write(tmp_path, "bad/control.yaml", """\
+        extends: ../base.yaml
+        livepatches: {klp_fix: broken.patch}
+        expect-failure: "x"
+        """)
+    assert Scenario.load(path).livepatches["klp_fix"].patches == (tmp_path / "bad/broken.patch",)
+
+
+@pytest.mark.parametrize("field, message", [
+    ("{klp_fix: nowhere.patch}", "no such file"),
+    ("{Klp-Fix: fix.patch}", "lower-case letters, digits and _"),
+    ("{klp_fix: {patches: [fix.patch], replace: maybe}}", "expected true/false"),
+    ("{klp_fix: {patch: fix.patch}}", "unknown field"),
+    ("{klp_fix: notes.txt}", "not a unified diff"),
+])
+def test_a_wrong_livepatches_field_names_file_line_and_field(tmp_path, field, message):
+    write(tmp_path, "fix.patch", PATCH)
+    write(tmp_path, "notes.txt", "words\n")
+    path = write(tmp_path, "case.yaml", f"description: x\nlivepatches: {field}\n"
+                                        "steps: [{run: 'true'}]\n")
+    with pytest.raises(ScenarioError) as info:
+        Scenario.load(path)
+    assert message in str(info.value)
+    assert f"{path}:2" in str(info.value) and "livepatches" in str(info.value)
