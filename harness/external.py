@@ -1,22 +1,25 @@
 """Livepatch modules built elsewhere: a directory of ``.ko`` files for an image's kernel
-(a distribution's livepatches), each run through the generic scenario.
+(a distribution's livepatches), each run through the generic scenario; and the same check
+for each livepatch that scenarios build from source patches (klp-build).
 
 The generic scenario (``scenarios/generic/livepatch-module.yaml``) is a normal scenario
 whose module is its variable ``module`` (our sample livepatch as written); for each
 livepatch module of the directory a scenario that ``extends`` it with that module's name
 runs through the Runner like any other, with the checks the Runner makes of every scenario
 (no kernel splat; leaks it can count). Those files are written under
-``<artifacts>/scenarios/external/`` so their ids read ``external/<module>``.
+``<artifacts>/scenarios/external/`` so their ids read ``external/<module>`` (and
+``external/from-patches/<livepatch>``).
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Sequence
+from typing import Dict, List, Sequence
 
 from . import cache, modules
 from .errors import HarnessError
 from .image import PROJECT
+from .scenario import Scenario
 
 GENERIC = PROJECT / "scenarios" / "generic" / "livepatch-module.yaml"
 
@@ -39,4 +42,31 @@ def write_scenarios(ko_dirs: Sequence[Path], artifacts: Path) -> List[Path]:
                                     f"extends: {json.dumps(str(GENERIC))}\n"
                                     f"vars: {{module: {json.dumps(info.name)}}}\n")
             paths.append(path)
+    return paths
+
+
+def write_livepatch_checks(scenarios: Sequence[Scenario], artifacts: Path) -> List[Path]:
+    """One generic check per livepatch the ``scenarios`` build from patches (not those of
+    negative controls, which are meant to be refused or wrong); their paths."""
+    out = Path(artifacts) / "scenarios" / "external" / "from-patches"
+    wanted: Dict[str, object] = {}
+    for sc in scenarios:
+        if sc.expect_failure is None:
+            for name, source in sc.livepatches.items():
+                if wanted.setdefault(name, source) != source:
+                    raise HarnessError(f"livepatch {name} is built from other patches in "
+                                       f"{sc.path} than in another scenario: give one another "
+                                       "name")
+    paths = []
+    for name, source in wanted.items():
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"{name}.yaml"
+        spec = {"patches": [str(Path(p).resolve()) for p in source.patches],
+                "replace": source.replace}
+        check = f"the generic livepatch check of {name}, built from patches by klp-build"
+        cache.write_whole(path, f"description: {json.dumps(check)}\n"
+                                f"extends: {json.dumps(str(GENERIC))}\n"
+                                f"vars: {{module: {json.dumps(name)}}}\n"
+                                f"livepatches: {{{json.dumps(name)}: {json.dumps(spec)}}}\n")
+        paths.append(path)
     return paths

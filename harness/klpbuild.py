@@ -121,9 +121,9 @@ def build(image: Image, source: LivepatchSource) -> Path:
     what = f"livepatch {source.name} from {', '.join(p.name for p in source.patches)}"
     out = cache.entry("livepatches", f"{space.name}-{source.name}-{h.hexdigest()}",
                       lambda tmp: space.run(source, tmp), f"{what} for {image.name}")
-    refused = out / "refused.txt"
-    if refused.exists():
-        raise Refused(source, refused.read_text().strip(), out / "klp-build.log")
+    log = out / "klp-build.log"
+    if (out / "refused").exists():   # the reason is read anew: its reading may improve
+        raise Refused(source, refusal(log.read_text(errors="replace"), source.patches), log)
     return out / f"{source.name}.ko"
 
 
@@ -176,7 +176,7 @@ class Workspace:
         shutil.copy(self.image.kbuild_dir / ".config", out / "tree" / ".config")
 
     def run(self, source: LivepatchSource, out: Path) -> None:
-        """Run klp-build for ``source``; the module (or refused.txt) goes to ``out``."""
+        """Run klp-build for ``source``; the module (or a `refused` mark) goes to ``out``."""
         with cache.locked(cache.root() / "klp-build" / f".{self.name}.run.lock"):
             space = self._dir()
             tree = space / "tree"
@@ -200,7 +200,7 @@ class Workspace:
                 if not reason:   # not klp-build's own verdict: not cached as one
                     raise HarnessError(f"klp-build stopped without saying why ({step}, exit "
                                        f"status {rc}); its log: {_keep(log, self.name)}")
-                (out / "refused.txt").write_text(reason + "\n")
+                (out / "refused").write_text(reason + "\n")
 
 
 def _call(cmd: List[str], tree: Path, log: Path, progress: "_Progress") -> int:
@@ -297,10 +297,12 @@ def refusal(log: str, patches: Sequence[Path]) -> str:
     Its own `error: klp-build: ...` line, with what led to it: the rejected hunks of a
     patch that does not apply, objtool's complaints, the compiler's errors."""
     lines = log.splitlines()
-    final = [l for l in lines if l.startswith("error: klp-build: ")]
+    final = [l[len("error: klp-build: "):] for l in lines if l.startswith("error: klp-build: ")]
     if not final:
         return ""
-    said = final[-1][len("error: klp-build: "):]
+    # A die() in a subshell is echoed by the ERR trap as "line N: '<the subshell's code>'":
+    # the die's own words came first.
+    said = next((l for l in final if not re.match(r"line \d+: '", l)), final[-1])
     m = re.match(r"(.*) did not apply$", said)
     if m:
         return _not_applied(Path(m.group(1)), lines, patches)

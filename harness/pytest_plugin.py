@@ -75,7 +75,10 @@ def pytest_configure(config):
     topics = {d.name for d in scenarios.rglob("*") if d.is_dir() and "modules" not in d.parts}
     for topic in sorted(topics):
         config.addinivalue_line("markers", f"{_marker(topic)}: scenarios under a {topic}/ directory")
-    config.addinivalue_line("markers", "external: livepatch modules given with --ko-dir")
+    config.addinivalue_line("markers", "external: the generic check of livepatch modules given "
+                            "with --ko-dir, or built from patches")
+    config.addinivalue_line("markers", "from_patches: the generic check of livepatches that "
+                            "scenarios build from patches")
     # One artifacts dir for the run, also across xdist workers (see pytest_configure_node).
     config.stash[_RUN_ID] = (getattr(config, "workerinput", {}).get("klp_run_id")
                              or new_run_id())
@@ -218,6 +221,15 @@ def pytest_collection_modifyitems(session, config, items):
             raise pytest.UsageError(str(e)) from None
         for path in paths:
             items.extend(ScenarioFile.from_parent(session, path=path).collect())
+    # The generic check of each livepatch that a collected scenario builds from patches.
+    scenarios = {i.scenario.path: i.scenario for i in items if isinstance(i, ScenarioItem)}
+    try:
+        paths = external.write_livepatch_checks(list(scenarios.values()),
+                                                Path(config.getoption("klp_artifacts")))
+    except HarnessError as e:
+        raise pytest.UsageError(str(e)) from None
+    for path in paths:
+        items.extend(ScenarioFile.from_parent(session, path=path).collect())
 
 
 def pytest_collection_finish(session):

@@ -451,7 +451,7 @@ class Scenario:
                 patches = lp.strings(name)
             if not patches:
                 lp.fail(name, "expected a patch file, a list of them, or {patches: [...]}")
-            paths = tuple(f.path.parent / p for p in patches)
+            paths = tuple(Path(os.path.normpath(f.path.parent / p)) for p in patches)
             try:
                 check_patches(paths)
             except HarnessError as e:

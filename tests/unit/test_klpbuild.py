@@ -186,3 +186,11 @@ def test_a_wrong_livepatches_field_names_file_line_and_field(tmp_path, field, me
         Scenario.load(path)
     assert message in str(info.value)
     assert f"{path}:2" in str(info.value) and "livepatches" in str(info.value)
+
+
+def test_a_die_in_a_subshell_is_reported_by_its_words_not_the_err_traps_echo():
+    log = ("vmlinux.o: error: objtool: changed data: oops_limit\n"
+           "error: klp-build: objtool klp diff failed\n"
+           "error: klp-build: line 739: '( cd \"$ORIG_CSUM_DIR\"; \"${cmd[@]}\" || die \"x\" )'\n")
+    assert klpbuild.refusal(log, []) == ("objtool klp diff failed\n"
+                                         "vmlinux.o: error: objtool: changed data: oops_limit")
