@@ -1,6 +1,7 @@
 """Benchmarks that print figures (never timed tests): boot to SSH, kernel builds,
-upstream's scripts against our parity scenarios, and the shadow counter's cost. Each
-prints one line per figure, ``name arch seconds  # what it was``."""
+upstream's scripts against our parity scenarios, the shadow counter's cost, and livepatches
+built from patches by klp-build. Each prints one line per figure, ``name arch seconds  #
+what it was``."""
 from __future__ import annotations
 
 import concurrent.futures
@@ -11,8 +12,8 @@ import time
 from pathlib import Path
 from typing import List
 
-from . import (accel, arch as archmod, image as imagemod, kernelbuild, kselftest, livepatch,
-               runner)
+from . import (accel, arch as archmod, cache, image as imagemod, kernelbuild, klpbuild,
+               kselftest, livepatch, runner)
 from .kselftest import PARITY_SCENARIOS as PARITY
 from .machine import Machine, MachineConfig
 from .scenario import Scenario, discover, known_upstream_failures
@@ -62,6 +63,49 @@ def build(arches: List[str], opts: Options, touch: str) -> int:
             (source.tree / touch).touch()
             again = kernelbuild.build(source, profile, fragments, Path(scratch, a), force=True)
             print(f"kernel-rebuild-touch {a} {again.seconds:.1f}  # {touch}", flush=True)
+    return 0
+
+
+KLP_BUILD_PATCHES = imagemod.PROJECT / "scenarios" / "klp-build" / "patches"
+KLP_BUILD_BENCH = ("version-fix", "binfmt-status-fix", "shadow-reads", "new-global-data",
+                   "shadow-reads-leak")
+
+
+def klp_build(arches: List[str], opts: Options) -> int:
+    """klp-build in a scratch workspace (the cached one is left alone): copying the kernel
+    source, the first patch (the original kernel built with function sections, then the
+    patch), and each further patch on the kept original build."""
+    for a in arches:
+        image = imagemod.build(opts.image, a, opts.mirror, opts.kernel_tree)
+        reason = klpbuild.unsupported(image)
+        if reason:
+            print(f"# {a}: {reason}", file=sys.stderr)
+            continue
+        cache.root().mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="klp-bench-klp-build-", dir=cache.root()) as tmp:
+            space = klpbuild.Workspace(image, Path(tmp, "workspaces"))
+            times = []
+            for i, name in enumerate(KLP_BUILD_BENCH):
+                out = Path(tmp, name)
+                out.mkdir()
+                source = klpbuild.LivepatchSource(f"klp_bench_{i}",
+                                                  (KLP_BUILD_PATCHES / f"{name}.patch",))
+                start = time.monotonic()
+                if i == 0:
+                    space._make()
+                    print(f"klp-build-copy-source {a} {time.monotonic() - start:.1f}  # a "
+                          "copy of the kernel source to build in", flush=True)
+                    start = time.monotonic()
+                space.run(source, out)
+                if not (out / f"{source.name}.ko").exists():
+                    raise klpbuild.Refused(source, (out / "refused").read_text())
+                times.append(time.monotonic() - start)
+                if i == 0:
+                    print(f"klp-build-first {a} {times[0]:.1f}  # the original kernel, built "
+                          f"once, then {name}.patch", flush=True)
+            more = times[1:]
+            print(f"klp-build-next {a} {statistics.median(more):.1f}  # median of {len(more)} "
+                  f"further patches ({min(more):.1f} .. {max(more):.1f})", flush=True)
     return 0
 
 

@@ -19,6 +19,12 @@ SCENARIOS = imagemod.PROJECT / "scenarios"
 PARITY = kselftest.PARITY_SCENARIOS
 
 
+# --arch of the commands that run klp-build: one arch, the one it supports by default.
+KLP_BUILD_ARCH = {"action": "store", "default": "x86_64",
+                  "help": "the image's architecture (default: x86_64, the one klp-build "
+                          "supports)"}
+
+
 def _arches(args) -> List[str]:
     return imagemod.arches_for(args.image, args.arch)
 
@@ -185,6 +191,10 @@ def cmd_bench_parity(args) -> int:
     return bench.parity(_arches(args), _options(args))
 
 
+def cmd_bench_klp_build(args) -> int:
+    return bench.klp_build([args.arch], _options(args))
+
+
 def cmd_bench_shadow(args) -> int:
     return bench.shadow(_arches(args), _options(args), args.count, args.reads)
 
@@ -263,9 +273,7 @@ def parser() -> argparse.ArgumentParser:
                    help="no atomic replace: the livepatch adds to those loaded before it")
     s.add_argument("-o", "--output", default=".", metavar="DIR",
                    help="where the .ko goes (default: the current directory)")
-    options.add_to_parser(s, options.IMAGE, arch={
-        "action": "store", "default": "x86_64",
-        "help": "the image's architecture (default: x86_64, the one klp-build supports)"})
+    options.add_to_parser(s, options.IMAGE, arch=KLP_BUILD_ARCH)
     s.set_defaults(func=cmd_livepatch_build)
 
     bench = sub.add_parser("bench", help="benchmarks that print figures").add_subparsers(
@@ -287,6 +295,10 @@ def parser() -> argparse.ArgumentParser:
     _machine_opts(s)
     options.add_to_parser(s, options.RUN[:1], artifacts={"default": "artifacts/bench-parity"})
     s.set_defaults(func=cmd_bench_parity)
+    s = bench.add_parser("klp-build", help="livepatches from patches: the first patch for an "
+                                           "image (original build) and each further one")
+    options.add_to_parser(s, options.IMAGE, arch=KLP_BUILD_ARCH)
+    s.set_defaults(func=cmd_bench_klp_build)
     s = bench.add_parser("shadow", help="cost of one shadow variable counter read, empty and "
                                         "with thousands of live variables")
     _common(s)

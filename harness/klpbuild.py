@@ -142,44 +142,48 @@ def _require_tools() -> None:
 
 class Workspace:
     """A copy of an image's kernel source where klp-build runs, with the original build
-    kept between runs."""
+    kept between runs; under ``root`` (default: the cache's klp-build/)."""
 
-    def __init__(self, image: Image):
+    def __init__(self, image: Image, root: Optional[Path] = None):
         self.image = image
+        self.root = Path(root) if root else cache.root() / "klp-build"
         stamp = image.kbuild_dir / kernelbuild.STAMP
         self.key = (cache.InputHash("klp-build-workspace")
                     .text("kernel", stamp.read_text() if stamp.exists() else image.kernel_release)
                     .file("config", image.kbuild_dir / ".config").hexdigest())
         self.name = f"{image.name}-{image.arch}-{self.key}"
+        self.dir = self.root / self.name
 
-    def _dir(self) -> Path:
-        """The workspace, made (a copy of the source tree) if need be. A run that died
-        without klp-build's own clean-up (the patches still applied) left a marker: such
-        a tree is made anew, never trusted."""
-        final = cache.root() / "klp-build" / self.name
-        if (final / "running").exists():
-            cache.progress(f"klp-build workspace {final}: a run died in it; making it anew")
-            shutil.rmtree(final)
-        return cache.entry("klp-build", self.name, self._make,
-                           f"klp-build workspace (a copy of the kernel source) for "
-                           f"{self.image.name} {self.image.arch}")
-
-    def _make(self, out: Path) -> None:
-        tree = source_tree(self.image)
-        (out / "tree").mkdir()
+    def _make(self) -> None:
+        """The workspace, made (a copy of the source tree) if need be, through a
+        temporary dir renamed into place. A run that died without klp-build's own clean-up
+        (the patches still applied) left a marker: such a tree is made anew, never
+        trusted."""
+        if (self.dir / "running").exists():
+            cache.progress(f"klp-build workspace {self.dir}: a run died in it; making it anew")
+            shutil.rmtree(self.dir)
+        if self.dir.exists():
+            return
+        tree, tmp = source_tree(self.image), self.dir.with_name(f".{self.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / "tree").mkdir(parents=True)
+        started = time.monotonic()
         # tar, not a Python copy: 80,000 files; .git is not needed to build.
         pack = subprocess.Popen(["tar", "-C", str(tree), "--exclude=./.git", "-cf", "-", "."],
                                 stdout=subprocess.PIPE)
-        unpack = subprocess.run(["tar", "-C", str(out / "tree"), "-xf", "-"], stdin=pack.stdout)
+        unpack = subprocess.run(["tar", "-C", str(tmp / "tree"), "-xf", "-"], stdin=pack.stdout)
         if pack.wait() != 0 or unpack.returncode != 0:
-            raise HarnessError(f"copying the kernel source {tree} to {out / 'tree'} failed")
-        shutil.copy(self.image.kbuild_dir / ".config", out / "tree" / ".config")
+            raise HarnessError(f"copying the kernel source {tree} to {tmp / 'tree'} failed")
+        shutil.copy(self.image.kbuild_dir / ".config", tmp / "tree" / ".config")
+        tmp.rename(self.dir)
+        cache.progress(f"klp-build workspace for {self.image.name} {self.image.arch}: the "
+                       f"kernel source copied to {self.dir} in {time.monotonic() - started:.0f}s")
 
     def run(self, source: LivepatchSource, out: Path) -> None:
         """Run klp-build for ``source``; the module (or a `refused` mark) goes to ``out``."""
-        with cache.locked(cache.root() / "klp-build" / f".{self.name}.run.lock"):
-            space = self._dir()
-            tree = space / "tree"
+        with cache.locked(self.root / f".{self.name}.lock"):
+            self._make()
+            tree = self.dir / "tree"
             orig_done = (tree / "klp-tmp/1-orig/.complete").exists()
             ko = out / f"{source.name}.ko"
             cmd = ["bash", SCRIPT, "-T", f"-j{os.cpu_count() or 1}", "-o", str(ko)]
@@ -190,11 +194,11 @@ class Workspace:
             step = "patched build" if orig_done else "original build"
             progress = _Progress(f"klp-build {source.name}", tree, self.image.kbuild_dir,
                                  orig_done)
-            (space / "running").touch()
+            (self.dir / "running").touch()
             try:
                 rc = _call(cmd, tree, log, progress)
             finally:   # klp-build has reverted the patches itself (its EXIT/INT trap)
-                (space / "running").unlink()
+                (self.dir / "running").unlink()
             if rc != 0 or not ko.exists():
                 reason = refusal(log.read_text(errors="replace"), source.patches)
                 if not reason:   # not klp-build's own verdict: not cached as one
