@@ -9,6 +9,8 @@ kernel splats fail the test, patches are disabled and modules unloaded, and shad
 variables left live are a leak. A failing test keeps its artifacts (kernel log, console,
 commands, sysfs) under artifacts/failed/<test>[<arch>]/.
 """
+from pathlib import Path
+
 import pytest
 
 PATCHED = "klp_cmdline: patched by klp-harness\n"
@@ -39,3 +41,17 @@ def test_unloading_a_patch_still_enabled_fails_naming_the_line(klp_livetest):
     with klp_livetest() as t:
         t.load("klp_cmdline")
         t.unload("klp_cmdline")
+
+
+MY_FIX = Path(__file__).parent / "my-livepatches" / "cmdline-fix.patch"
+
+
+def test_a_livepatch_built_from_a_source_patch(klp_livetest):
+    """`livepatches=` builds a livepatch from patches with the kernel's klp-build (x86_64;
+    other arches skip, saying why), named as the steps use it."""
+    with klp_livetest(livepatches={"my_cmdline_fix": MY_FIX}) as t:
+        t.load("my_cmdline_fix")
+        assert t.run("cat /proc/cmdline").stdout.endswith(" my_fix=applied\n")
+        t.disable("my_cmdline_fix")
+        t.unload("my_cmdline_fix")
+        assert "my_fix=applied" not in t.run("cat /proc/cmdline").stdout

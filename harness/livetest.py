@@ -23,7 +23,7 @@ import inspect
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from . import kmsg
+from . import klpbuild, kmsg
 from .guest import Result
 from .runner import Outcome, Runner, StepFailed
 from .errors import ScenarioError
@@ -34,10 +34,19 @@ SCENARIO_STEP_PARSER = Scenario._step    # one parser for YAML steps and these c
 
 class LiveTest:
     def __init__(self, session, arch: str, name: str, expect_splat: bool = False,
-                 shadow_baseline: Optional[Dict[int, int]] = None):
+                 shadow_baseline: Optional[Dict[int, int]] = None,
+                 livepatches: Optional[Dict[str, Any]] = None):
         self.session, self.arch, self.name = session, arch, name
         self.expect_splat = expect_splat
         self.shadow_baseline = shadow_baseline or {}
+        # Livepatches built from source patches ({name: patch or [patches]}), built now:
+        # klpbuild.Unsupported on an image klp-build cannot serve, Refused with its reason.
+        self.catalog = None
+        if livepatches:
+            self.catalog = session.catalog_with(arch, {
+                name: klpbuild.LivepatchSource(name, tuple(
+                    Path(p) for p in ([v] if isinstance(v, (str, Path)) else v)))
+                for name, v in livepatches.items()})
         self.runner: Optional[Runner] = None
         self.outcome = Outcome(name, arch, "pass")
         self._steps = 0
@@ -46,7 +55,7 @@ class LiveTest:
 
     def __enter__(self) -> "LiveTest":
         self._machine = self.session.machine(self.arch)   # its console is the artifact
-        self.runner = self.session.runner(self.arch)
+        self.runner = self.session.runner(self.arch, self.catalog)
         self._first_command = len(self.runner.guest.history)
         self._begin = self.runner.begin()
         return self

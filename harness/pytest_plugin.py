@@ -21,7 +21,7 @@ from typing import List
 
 import pytest
 
-from . import arch as archmod, cache, external, image as imagemod, options
+from . import arch as archmod, cache, external, image as imagemod, klpbuild, options
 from .errors import HarnessError, InputError
 from .livetest import LiveTest
 from .runner import Outcome
@@ -315,9 +315,13 @@ def klp_modules(klp_harness_session, klp_arch):
 def klp_livetest(klp_harness_session, klp_arch, request):
     """Makes a ``livetest.LiveTest`` on this arch's guest, named after the test:
     ``with klp_livetest() as t: t.load(...); ...`` (keyword arguments: expect_splat,
-    shadow_baseline). Leaving the block runs the scenarios' end checks."""
+    shadow_baseline, livepatches={name: patch file(s)}: built by klp-build, skipped where
+    it cannot). Leaving the block runs the scenarios' end checks."""
     def make(**kw) -> LiveTest:
-        return LiveTest(klp_harness_session, klp_arch, request.node.name, **kw)
+        try:
+            return LiveTest(klp_harness_session, klp_arch, request.node.name, **kw)
+        except klpbuild.Unsupported as e:   # livepatches= on an image klp-build cannot serve
+            pytest.skip(f"its livepatches are built from patches by klp-build: {e}")
     return make
 
 

@@ -186,26 +186,18 @@ class Session:
         if reason:
             return runner.Outcome(scenario.id, arch, "skip", reason,
                                   kernel=st.image.kernel_release)
+        # Before the module check: what a scenario loads beside its livepatches may be a
+        # module only the images klp-build serves have (binfmt_misc of the x86_64 image).
+        reason = scenario.livepatches and klpbuild.unsupported(st.image)
+        if reason:
+            return runner.Outcome(scenario.id, arch, "skip", f"its livepatches are built from "
+                                  f"patches by klp-build: {reason}", kernel=st.image.kernel_release)
         scenario.check_modules(st.catalog.names())   # before booting: file, line, module
         catalog = st.catalog
         if scenario.livepatches:
-            reason = klpbuild.unsupported(st.image)
-            if reason:
-                return runner.Outcome(scenario.id, arch, "skip", f"its livepatches are built "
-                                      f"from patches by klp-build: {reason}",
-                                      kernel=st.image.kernel_release)
-            try:
-                catalog = st.catalog.with_modules(scenario_livepatches(scenario, st))
-            except klpbuild.Refused as e:
-                outcome = runner.Outcome(scenario.id, arch, "fail", str(e),
-                                         kernel=st.image.kernel_release,
-                                         cause="livepatch build")
-                outcome = runner.expected_failure(scenario,
-                                                  runner.known_failure(scenario, outcome))
-                if outcome.status in ("fail", "xfail"):
-                    target = self.save_artifacts(scenario.id, arch, outcome, None)
-                    shutil.copy(e.log, target / "klp-build.log")
-                return outcome
+            catalog = self._scenario_livepatches(scenario, arch)
+            if isinstance(catalog, runner.Outcome):   # klp-build made no livepatch of them
+                return catalog
         try:
             machine = self.machine(arch)
         except BootError as e:
@@ -226,6 +218,41 @@ class Session:
         if outcome.interrupted:
             raise ScenarioInterrupted(outcome)
         return outcome
+
+    def _scenario_livepatches(self, scenario: Scenario, arch: str):
+        """The arch's modules and the scenario's livepatches; or, if klp-build refused a
+        patch, the scenario's outcome (a negative control may expect just that)."""
+        st = self.state(arch)
+        taken = _taken(st.catalog, scenario.livepatches)
+        if taken:   # the scenario's error: file and field
+            raise ScenarioError(scenario.source, None, f"livepatches.{taken}", _TAKEN.format(
+                name=taken, image=st.image.name, path=st.catalog.path(taken)))
+        try:
+            return self.catalog_with(arch, scenario.livepatches)
+        except klpbuild.Refused as e:
+            outcome = runner.Outcome(scenario.id, arch, "fail", str(e),
+                                     kernel=st.image.kernel_release, cause="livepatch build")
+            outcome = runner.expected_failure(scenario, runner.known_failure(scenario, outcome))
+            if outcome.status in ("fail", "xfail"):
+                target = self.save_artifacts(scenario.id, arch, outcome, None)
+                shutil.copy(e.log, target / "klp-build.log")
+            return outcome
+
+    def catalog_with(self, arch: str,
+                     livepatches: Dict[str, klpbuild.LivepatchSource]) -> ModuleCatalog:
+        """``arch``'s modules and ``livepatches``, built from their patches by klp-build
+        (cached): klpbuild.Unsupported if the image cannot, Refused if a patch is not
+        made into a livepatch."""
+        st = self.state(arch)
+        reason = klpbuild.unsupported(st.image)
+        if reason:
+            raise klpbuild.Unsupported(reason)
+        taken = _taken(st.catalog, livepatches)
+        if taken:
+            raise HarnessError(_TAKEN.format(name=taken, image=st.image.name,
+                                             path=st.catalog.path(taken)))
+        return st.catalog.with_modules({name: klpbuild.build(st.image, source)
+                                        for name, source in livepatches.items()})
 
     def runner(self, arch: str, catalog: Optional[ModuleCatalog] = None) -> runner.Runner:
         """A Runner on ``arch``'s running guest (booted if need be), with its modules (or
@@ -391,16 +418,12 @@ def newer_selftest_modules(scenario: Scenario, catalog: ModuleCatalog) -> Option
             "kernel's selftests")
 
 
-def scenario_livepatches(scenario: Scenario, st: ArchState) -> Dict[str, Path]:
-    """The scenario's livepatches, built from their patches by klp-build (cached); a name
-    the image's modules already have is the scenario's error."""
-    for name in scenario.livepatches:
-        if name in st.catalog.names():
-            raise ScenarioError(scenario.source, None, f"livepatches.{name}",
-                                f"'{name}' is already a module of image {st.image.name} "
-                                f"({st.catalog.path(name)}): give the livepatch another name")
-    return {name: klpbuild.build(st.image, source)
-            for name, source in scenario.livepatches.items()}
+_TAKEN = "'{name}' is already a module of image {image} ({path}): give the livepatch another name"
+
+
+def _taken(catalog: ModuleCatalog, livepatches) -> Optional[str]:
+    """A livepatch name the image's modules already have, if any."""
+    return next((name for name in livepatches if name in catalog.names()), None)
 
 
 def guest_programs(image: imagemod.Image) -> Dict[str, Path]:
