@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import List
 
 from . import (accel, arch as archmod, cache, image as imagemod, kernelbuild, klpbuild,
-               kselftest, livepatch, runner)
+               kselftest, livepatch, pool as poolmod, runner)
 from .kselftest import PARITY_SCENARIOS as PARITY
 from .machine import Machine, MachineConfig
 from .scenario import Scenario, discover, known_upstream_failures
@@ -111,40 +111,74 @@ def klp_build(arches: List[str], opts: Options) -> int:
 
 def parity(arches: List[str], opts: Options) -> int:
     """Upstream's selftest scripts and our parity scenarios, one after the other on the same
-    guest of each arch; then the parity scenarios on all arches at once (one thread per
-    arch, boots included). Images and modules are built before any clock starts."""
+    guest of each arch, then the scenarios on a pool of guests of that arch; then the parity
+    scenarios on all arches at once, one guest each and on the pools (boots included), each
+    with the host's CPU use. Images and modules are built before any clock starts."""
     scenarios = [Scenario.load(p) for p in discover([PARITY])]
-    failed = 0
+    guests = poolmod.size(len(arches), opts.memory_mb, opts.pool)
+    failed, upstream_times = 0, {}
     session = Session(opts)
     try:
         session.prepare(arches)
         for a in arches:
             guest = session.guest(a)
+            cpu = _Cpu()
             report = kselftest.run(guest, session.state(a).image,
                                    known=known_upstream_failures(a, [PARITY]))
             saved = kselftest.save(report, session.options.artifacts / "kselftest" / a)
-            upstream = report.seconds - report.setup_seconds
-            start = time.monotonic()
+            upstream = upstream_times[a] = report.seconds - report.setup_seconds
+            print(f"upstream-scripts {a} {upstream:.1f}  # "
+                  + ("ok" if report.ok else f"NOT OK, see {saved}") + f"; {cpu}", flush=True)
+            cpu, start = _Cpu(), time.monotonic()
             outcomes = [session.run_scenario(sc, a) for sc in scenarios]
             ours = time.monotonic() - start
             failed += sum(o.status == "fail" for o in outcomes) + (not report.ok)
-            print(f"upstream-scripts {a} {upstream:.1f}  # "
-                  + ("ok" if report.ok else f"NOT OK, see {saved}"))
-            print(f"parity-scenarios {a} {ours:.1f}  # {_counts(outcomes)}")
-            print(f"ratio {a} {ours / upstream:.2f}", flush=True)
+            print(f"parity-scenarios {a} {ours:.1f}  # one guest; {_counts(outcomes)}; {cpu}")
+            cpu, start = _Cpu(), time.monotonic()
+            outcomes = session.run_all(scenarios, [a], pool=guests)
+            pooled = time.monotonic() - start
+            failed += sum(o.status == "fail" for o in outcomes)
+            print(f"parity-pool {a} {pooled:.1f}  # {guests} guests (boots of all but one "
+                  f"included); {_counts(outcomes)}; {cpu}")
+            print(f"ratio {a} {ours / upstream:.2f} {pooled / upstream:.2f}  # to upstream's "
+                  "scripts: one guest, the pool", flush=True)
     finally:
         session.close()
-    session = Session(opts)
-    try:
-        start = time.monotonic()
-        outcomes = session.run_all(scenarios, arches, parallel=True)
-        wall = time.monotonic() - start
-    finally:
-        session.close()
-    failed += sum(o.status == "fail" for o in outcomes)
-    print(f"parity-all-arches {wall:.1f}  # {len(arches)} arches in parallel, boots included; "
-          f"{_counts(outcomes)}")
+    walls = {}
+    for size in (1, guests):
+        session = Session(opts)
+        try:
+            cpu, start = _Cpu(), time.monotonic()
+            outcomes = session.run_all(scenarios, arches, parallel=True, pool=size)
+            walls[size] = time.monotonic() - start
+        finally:
+            session.close()
+        failed += sum(o.status == "fail" for o in outcomes)
+        print(f"parity-all-arches {walls[size]:.1f}  # {len(arches)} arches at once, {size} "
+              f"guest(s) each, boots included; {_counts(outcomes)}; {cpu}", flush=True)
+    first = arches[0]
+    print(f"pool-vs-upstream {walls[guests] / upstream_times[first]:.2f}  # all arches on the "
+          f"pool / upstream's scripts on {first} (aim: 0.25 or less)")
     return 1 if failed else 0
+
+
+class _Cpu:
+    """The host's CPU use from now to when it is shown (/proc/stat), in percent."""
+
+    def __init__(self):
+        self.start = self._read()
+
+    @staticmethod
+    def _read():
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)   # idle + iowait
+        return sum(fields), idle
+
+    def __str__(self) -> str:
+        total, idle = self._read()
+        spent = total - self.start[0]
+        busy = spent - (idle - self.start[1])
+        return f"host CPU {100 * busy / spent:.0f}%" if spent else "host CPU n/a"
 
 
 def shadow(arches: List[str], opts: Options, count: int, reads: int) -> int:

@@ -221,7 +221,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("run", help="run scenarios on booted guests and print a summary")
     _common(s)
     _machine_opts(s)
-    options.add_to_parser(s, options.RUN)
+    options.add_to_parser(s, options.RUN + options.POOL)
     s.add_argument("--serial", action="store_true",
                    help="one architecture after the other (default: one thread per arch)")
     s.add_argument("scenarios", nargs="*", help="scenario files or directories "
@@ -293,7 +293,8 @@ def parser() -> argparse.ArgumentParser:
                                         "wall times per arch, and all arches at once")
     _common(s)
     _machine_opts(s)
-    options.add_to_parser(s, options.RUN[:1], artifacts={"default": "artifacts/bench-parity"})
+    options.add_to_parser(s, options.RUN[:1] + options.POOL,
+                          artifacts={"default": "artifacts/bench-parity"})
     s.set_defaults(func=cmd_bench_parity)
     s = bench.add_parser("klp-build", help="livepatches from patches: the first patch for an "
                                            "image (original build) and each further one")

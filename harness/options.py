@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Optional
 
-from . import arch as archmod, image as imagemod
+from . import arch as archmod, image as imagemod, pool as poolmod
 from .machine import MIN_MEMORY_MB, cpu_count, memory_size
 from .session import Options
 
@@ -63,7 +63,13 @@ RUN = [
            "scenarios/generic/livepatch-module.yaml; repeatable",
            {"action": "append", "type": Path, "default": [], "metavar": "DIR"}),
 ]
-ALL = IMAGE + MACHINE + RUN
+POOL = [
+    Option("--pool", "pool", "pool",
+           "guests per architecture, each running its share of the scenarios (default: one "
+           "per host core, as far as the host's memory holds them; 1: one guest per arch)",
+           {"type": poolmod.guests_arg, "default": 0, "metavar": "K"}),
+]
+ALL = IMAGE + MACHINE + RUN + POOL
 
 
 def add_to_parser(parser, options: Iterable[Option], **overrides: Dict[str, Any]) -> None:

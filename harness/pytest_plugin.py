@@ -4,9 +4,10 @@ Thin on purpose: everything it does is the plain library's (session.Session) wor
 Each scenario x architecture is one item: ``scenarios/smoke/x.yaml::x[x86_64]``.
 
 Under pytest-xdist (``-n N``) every worker is a process with its own Session (its own
-guests, machine dirs named after the worker); the tests of one architecture go to one
-worker (xdist's "load", the default with ``-n``, and "loadgroup" are scheduled by arch),
-so each worker boots one guest.
+guests, machine dirs named after the worker); the tests of one architecture are spread
+over N / arches workers by expected duration, each a guest of the arch's pool (xdist's
+"load", the default with ``-n``, and "loadgroup" are scheduled so); ``-n auto`` starts a
+pool of pool.size guests per arch (``--pool K`` to choose).
 Scenario results travel to the controller as report properties (also in the JUnit XML)
 for the summary table.
 """
@@ -17,11 +18,12 @@ import re
 import sys
 import threading
 from pathlib import Path
-from typing import List
+from typing import List, Tuple
 
 import pytest
 
 from . import arch as archmod, cache, external, image as imagemod, klpbuild, options
+from . import pool as poolmod
 from .errors import HarnessError, InputError
 from .livetest import LiveTest
 from .runner import Outcome
@@ -30,6 +32,7 @@ from .session import Session, new_run_id, summary
 
 _SESSION = pytest.StashKey[Session]()
 _OUTCOMES = pytest.StashKey[list]()
+_DURATIONS = pytest.StashKey[list]()
 _RUN_ID = pytest.StashKey[str]()
 _HANDLER = pytest.StashKey[logging.Handler]()
 
@@ -44,21 +47,49 @@ _ARCH_IN_ID = re.compile(r"\[(?:[^\]]*-)?(" + "|".join(archmod.NAMES) + r")(?:-[
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """-n N (xdist's default "load") or --dist loadgroup: xdist's scope scheduling with
-    the arch as the scope, so one worker gets all tests of an arch and boots one guest.
-    (xdist's own loadgroup tags test ids with their xdist_group, which pytest 9's read-only
-    ids no longer allow.) Other --dist modes stay xdist's. Decided here, not by changing
-    --dist: xdist turns -n's "no" into "load" before an in-tree conftest could."""
+    """-n N (xdist's default "load") or --dist loadgroup: xdist's scope scheduling, a scope
+    being one guest of an arch's pool: an arch's tests are spread over N / arches workers
+    by expected duration (pool.spread), and each worker boots one guest. (xdist's own
+    loadgroup tags test ids with their xdist_group, which pytest 9's read-only ids no
+    longer allow.) Other --dist modes stay xdist's. Decided here, not by changing --dist:
+    xdist turns -n's "no" into "load" before an in-tree conftest could."""
     if config.option.dist not in ("load", "loadgroup"):
         return None
     from xdist.scheduler import LoadScopeScheduling
 
-    class ByArch(LoadScopeScheduling):
+    class ByGuest(LoadScopeScheduling):
+        guest_of = None
+
         def _split_scope(self, nodeid: str) -> str:
             m = _ARCH_IN_ID.search(nodeid)
-            return m.group(1) if m else nodeid
+            if not m:
+                return nodeid
+            if self.guest_of is None:   # the whole collection is known by now
+                self.guest_of = _spread(config, self.collection, len(self.nodes))
+            return f"{m.group(1)}#{self.guest_of.get(nodeid, 0)}"
 
-    return ByArch(config, log)
+    return ByGuest(config, log)
+
+
+def _spread(config, nodeids, workers: int):
+    """nodeid -> guest of its arch's pool: the workers shared evenly among the arches."""
+    by_arch = {}
+    for nodeid in nodeids:
+        m = _ARCH_IN_ID.search(nodeid)
+        if m:
+            by_arch.setdefault(m.group(1), []).append(nodeid)
+    guests = max(1, workers // max(1, len(by_arch)))
+    expected = poolmod.Durations(config.getoption("klp_image")).expected()
+    return {nodeid: guest for ids in by_arch.values()
+            for nodeid, guest in poolmod.spread(ids, guests, expected).items()}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config):
+    """-n auto: a pool of guests for each selected arch (pool.size, or --pool K)."""
+    arches = selected_arches(config)
+    return len(arches) * poolmod.size(len(arches), config.getoption("klp_memory"),
+                                      config.getoption("klp_pool"))
 
 
 def selected_arches(config) -> List[str]:
@@ -85,6 +116,7 @@ def pytest_configure(config):
     results = _Results()
     config.pluginmanager.register(results, "klp-harness-results")
     config.stash[_OUTCOMES] = results.outcomes
+    config.stash[_DURATIONS] = results.durations
     handler = _TerminalHandler(config)
     cache.LOG.addHandler(handler)
     cache.LOG.setLevel(logging.INFO)
@@ -138,6 +170,13 @@ def klp_session(config) -> Session:
 def _worker(config) -> str:
     """pytest-xdist's worker id ("gw0", ...) in a worker process, else ""."""
     return getattr(config, "workerinput", {}).get("workerid", "")
+
+
+def pytest_sessionfinish(session):
+    """The controller (or a run without xdist) keeps the run's test durations."""
+    config = session.config
+    if not hasattr(config, "workerinput") and _DURATIONS in config.stash:
+        poolmod.Durations(config.getoption("klp_image")).record(config.stash[_DURATIONS])
 
 
 def pytest_unconfigure(config):
@@ -256,12 +295,17 @@ def pytest_collection_finish(session):
 
 
 class _Results:
-    """Collects scenario outcomes from test reports: this process's, or the workers'."""
+    """Collects scenario outcomes from test reports: this process's, or the workers'; and
+    how long each test of a guest took, for the next run's spread over the pool."""
 
     def __init__(self):
         self.outcomes: List[Outcome] = []
+        self.durations: List[Tuple[str, float]] = []
 
     def pytest_runtest_logreport(self, report):
+        timed = not report.skipped or hasattr(report, "wasxfail")   # xfails ran too
+        if report.when == "call" and timed and _ARCH_IN_ID.search(report.nodeid):
+            self.durations.append((report.nodeid, report.duration))
         props = dict(report.user_properties)
         if report.when == "call" and "klp_status" in props:
             self.outcomes.append(Outcome(props["klp_scenario"], props["klp_arch"],

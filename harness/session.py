@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import queue
 import re
 import shutil
 import threading
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 from . import (accel, arch as archmod, cache, image as imagemod, klpbuild, kselftest, livepatch,
-               programs, runner, shadow)
+               pool as poolmod, programs, runner, shadow)
 from .errors import BootError, BuildError, HarnessError, ScenarioError
 from .guest import Guest
 from .machine import Machine, MachineConfig
@@ -43,6 +44,7 @@ class Options:
     module_dirs: List[Path] = field(default_factory=list)   # more module sources (.c)
     ko_dirs: List[Path] = field(default_factory=list)       # modules built elsewhere (.ko)
     worker: str = ""                    # names this process's machines (pytest-xdist)
+    pool: int = 0                       # guests per arch for run_all (0: pool.size decides)
     run_id: str = ""                    # this run's dir under artifacts (default: a new one)
 
 
@@ -54,10 +56,30 @@ class ArchState:
     programs: Dict[str, Path]       # static guest programs, copied to runner.WORKDIR at boot
     accel: str
     counter_module: Optional[Path]  # the shadow variable counter, if it builds for the image
-    counter_unavailable: str        # why there is no counter (when there is none)
-    machine: Optional[Machine] = None
-    counter: Optional[shadow.ShadowCounter] = None   # loaded in the running guest
+    counter_unavailable: str        # why there is no counter module (when there is none)
+    guests: Dict[int, "GuestSlot"] = field(default_factory=dict)   # the arch's pool, by slot
     boots: int = 0
+    boot_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def slot(self, n: int) -> "GuestSlot":
+        return self.guests.setdefault(n, GuestSlot(counter_unavailable=self.counter_unavailable))
+
+    @property
+    def machine(self) -> Optional[Machine]:
+        """The first guest (slot 0): the one of a session without a pool."""
+        return self.slot(0).machine
+
+    @property
+    def counter(self) -> Optional[shadow.ShadowCounter]:
+        return self.slot(0).counter
+
+
+@dataclass
+class GuestSlot:
+    """One guest of an arch's pool, and the shadow counter loaded in it."""
+    machine: Optional[Machine] = None
+    counter: Optional[shadow.ShadowCounter] = None
+    counter_unavailable: str = ""
 
 
 def log(message: str) -> None:
@@ -77,6 +99,8 @@ class Session:
         self._arches: Dict[str, ArchState] = {}
         self._failed: Dict[str, HarnessError] = {}   # arches whose image or modules failed
         self._unbootable: Dict[str, BootError] = {}  # arches whose guest did not boot
+        self._locks_lock = threading.Lock()
+        self._state_locks: Dict[str, threading.Lock] = {}
 
     def prepare(self, arches: List[str], images=(), scenarios: Sequence[Scenario] = ()) -> None:
         """Build what ``arches`` need (image, modules, programs, the livepatches that
@@ -104,13 +128,18 @@ class Session:
                     _ignore_harness_errors(klpbuild.build, st.image, source)
 
     def state(self, arch: str) -> ArchState:
-        if arch in self._failed:   # the same error at once, instead of building again
-            raise self._failed[arch]
-        try:
-            return self._state(arch)
-        except HarnessError as e:
-            self._failed[arch] = e
-            raise
+        """``arch``'s image, modules and pool, made once: the guests of a pool ask for it
+        at the same time (a lock per arch; arches build side by side)."""
+        with self._locks_lock:
+            lock = self._state_locks.setdefault(arch, threading.Lock())
+        with lock:
+            if arch in self._failed:   # the same error at once, instead of building again
+                raise self._failed[arch]
+            try:
+                return self._state(arch)
+            except HarnessError as e:
+                self._failed[arch] = e
+                raise
 
     def _state(self, arch: str) -> ArchState:
         if arch not in self._arches:
@@ -129,54 +158,63 @@ class Session:
                                            counter_module, unavailable)
         return self._arches[arch]
 
-    def machine(self, arch: str) -> Machine:
-        """The running guest for ``arch``, booting one if there is none or it died. A boot
-        that fails marks the arch broken: later calls raise that failure at once instead of
-        booting again for every test (labgrid's never_retry)."""
+    def machine(self, arch: str, slot: int = 0) -> Machine:
+        """The running guest ``slot`` of ``arch``'s pool, booting one if there is none or it
+        died. An arch boots one guest at a time, and a boot that fails marks the arch
+        broken: later calls (any slot) raise that failure at once instead of booting again
+        for every test (labgrid's never_retry)."""
         if arch in self._unbootable:
             raise self._unbootable[arch]
         st = self.state(arch)
-        if st.machine is not None and (not st.machine.alive() or st.machine.panicked()):
+        g = st.slot(slot)
+        if g.machine is not None and (not g.machine.alive() or g.machine.panicked()):
             log(f"{arch}: guest is gone (panic or QEMU exit); the next test boots a fresh one")
-            st.machine.shutdown()
-            st.machine = None
-        if st.machine is None:
-            st.boots += 1
-            workdir = (self.options.artifacts / "machines" / self.options.worker
-                       / f"{arch}-{st.boots}")
-            shutil.rmtree(workdir, ignore_errors=True)
-            config = MachineConfig(memory_mb=self.options.memory_mb, cpus=self.options.cpus,
-                                   accel=st.accel)
-            machine = Machine(st.image, st.profile, workdir, config)
-            started = time.monotonic()
-            try:
-                machine.boot()
-            except BootError as e:
-                machine.shutdown()
-                self._unbootable[arch] = e
-                log(f"{arch}: the guest did not boot; the arch's other tests fail at once")
-                raise
-            except BaseException:
-                machine.shutdown()
-                raise
-            log(f"{arch}: guest up in {time.monotonic() - started:.1f}s, image {st.image.name}, "
-                f"kernel {st.image.kernel_release} (console: "
-                f"{machine.console_log})")
+            g.machine.shutdown()
+            g.machine = None
+        if g.machine is None:
+            with st.boot_lock:
+                if arch in self._unbootable:   # found broken while this one waited
+                    raise self._unbootable[arch]
+                machine = self._boot(arch, st)
             runner.prepare(machine.guest, st.programs)
-            st.counter = None
+            g.counter, g.counter_unavailable = None, st.counter_unavailable
             if st.counter_module is not None:
                 try:
-                    st.counter = shadow.ShadowCounter.install(machine.guest, st.counter_module)
+                    g.counter = shadow.ShadowCounter.install(machine.guest, st.counter_module)
                 except shadow.CounterUnavailable as e:
-                    st.counter_unavailable = str(e)
+                    g.counter_unavailable = str(e)
                     log(f"{arch}: no shadow variable counts: {e}")
-            st.machine = machine
-        return st.machine
+            g.machine = machine
+        return g.machine
 
-    def guest(self, arch: str) -> Guest:
-        return self.machine(arch).guest
+    def _boot(self, arch: str, st: ArchState) -> Machine:
+        st.boots += 1   # names the machine's dir: each guest has its own sockets and logs
+        workdir = (self.options.artifacts / "machines" / self.options.worker
+                   / f"{arch}-{st.boots}")
+        shutil.rmtree(workdir, ignore_errors=True)
+        config = MachineConfig(memory_mb=self.options.memory_mb, cpus=self.options.cpus,
+                               accel=st.accel)
+        machine = Machine(st.image, st.profile, workdir, config)
+        started = time.monotonic()
+        try:
+            machine.boot()
+        except BootError as e:
+            machine.shutdown()
+            self._unbootable[arch] = e
+            log(f"{arch}: the guest did not boot; the arch's other tests fail at once")
+            raise
+        except BaseException:
+            machine.shutdown()
+            raise
+        log(f"{arch}: guest up in {time.monotonic() - started:.1f}s, image {st.image.name}, "
+            f"kernel {st.image.kernel_release} (console: {machine.console_log})")
+        return machine
 
-    def run_scenario(self, scenario: Scenario, arch: str) -> runner.Outcome:
+    def guest(self, arch: str, slot: int = 0) -> Guest:
+        return self.machine(arch, slot).guest
+
+    def run_scenario(self, scenario: Scenario, arch: str, slot: int = 0) -> runner.Outcome:
+        """Run ``scenario`` on guest ``slot`` of ``arch``'s pool (booted if need be)."""
         reason = scenario.skip_reason(arch)
         if reason:  # decided before building or booting anything
             return runner.Outcome(scenario.id, arch, "skip", reason)
@@ -199,20 +237,20 @@ class Session:
             if isinstance(catalog, runner.Outcome):   # klp-build made no livepatch of them
                 return catalog
         try:
-            machine = self.machine(arch)
+            machine = self.machine(arch, slot)
         except BootError as e:
             return runner.Outcome(scenario.id, arch, "fail", f"the {arch} guest does not "
                                   f"boot (its first failure in this run): {e}",
                                   kernel=st.image.kernel_release)
         first_command = len(machine.guest.history)
         try:
-            outcome = self.runner(arch, catalog).run(scenario)
+            outcome = self.runner(arch, catalog, slot).run(scenario)
         except BootError as e:
             outcome = runner.Outcome(scenario.id, arch, "fail", str(e))
         outcome.kernel = st.image.kernel_release
         if outcome.interrupted:   # stop the guest first: its shell is still busy
             machine.shutdown()
-            st.machine = None
+            st.slot(slot).machine = None
         if outcome.status in ("fail", "xfail"):
             self.save_artifacts(scenario.id, arch, outcome, machine, first_command)
         if outcome.interrupted:
@@ -254,74 +292,102 @@ class Session:
         return st.catalog.with_modules({name: klpbuild.build(st.image, source)
                                         for name, source in livepatches.items()})
 
-    def runner(self, arch: str, catalog: Optional[ModuleCatalog] = None) -> runner.Runner:
+    def runner(self, arch: str, catalog: Optional[ModuleCatalog] = None,
+               slot: int = 0) -> runner.Runner:
         """A Runner on ``arch``'s running guest (booted if need be), with its modules (or
         ``catalog``: those and a scenario's livepatches) and its shadow counter: for
         scenarios, and for Python tests (livetest.LiveTest)."""
-        machine = self.machine(arch)
-        st = self.state(arch)
-        return runner.Runner(machine.guest, catalog or st.catalog, arch, st.image, st.counter,
-                             st.counter_unavailable)
+        machine = self.machine(arch, slot)
+        st, g = self.state(arch), self.state(arch).slot(slot)
+        return runner.Runner(machine.guest, catalog or st.catalog, arch, st.image, g.counter,
+                             g.counter_unavailable)
 
     def run_all(self, scenarios: List[Scenario], arches: List[str], parallel: bool = True,
-                report: Optional[Callable[[runner.Outcome], None]] = None) -> List[runner.Outcome]:
-        """Every scenario on every arch, in order per arch. With ``parallel``, one thread
-        per arch: a guest spends most of a scenario waiting for the kernel's transition
-        work (it retries once a second), so three guests overlap well even on 2 cores."""
+                report: Optional[Callable[[runner.Outcome], None]] = None,
+                pool: Optional[int] = None) -> List[runner.Outcome]:
+        """Every scenario on every arch, on a pool of guests per arch (``pool``, else
+        Options.pool, else as many as pool.size finds room for): each guest takes the next
+        scenario of its arch's queue, longest expected first (from earlier runs). With
+        ``parallel`` all arches at once, else one after the other. A guest spends most of
+        a scenario waiting for the kernel's transition work (it retries once a second), so
+        guests overlap well even on 2 cores. The outcomes come in the order of
+        ``scenarios`` per arch, whichever guest ran them."""
+        guests = pool or poolmod.size(len(arches), self.options.memory_mb, self.options.pool)
+        if guests > 1:
+            log(f"a pool of {guests} guests per arch")
+        durations = poolmod.Durations(self.options.image)
+        expected = durations.expected()
+        keys = {a: [f"{sc.id}[{a}]" for sc in scenarios] for a in arches}
+        queues: Dict[str, "queue.SimpleQueue[int]"] = {}
+        for a in arches:
+            queues[a] = queue.SimpleQueue()
+            index = {key: i for i, key in enumerate(keys[a])}
+            for key in poolmod.longest_first(keys[a], expected):
+                queues[a].put(index[key])
         lock = threading.Lock()
-        outcomes: Dict[str, List[runner.Outcome]] = {a: [] for a in arches}
+        results: Dict[str, Dict[int, runner.Outcome]] = {a: {} for a in arches}
         errors: List[BaseException] = []
         stop = threading.Event()   # Ctrl-C: no scenario starts any more
 
-        def record(a: str, outcome: runner.Outcome) -> None:
+        def record(a: str, i: int, outcome: runner.Outcome) -> None:
             with lock:
-                outcomes[a].append(outcome)
+                results[a][i] = outcome
                 if report:
                     report(outcome)
 
-        def one_arch(a: str) -> None:
+        def one_guest(a: str, slot: int) -> None:
+            i = -1
             try:
-                for sc in scenarios:
-                    if stop.is_set():
+                while not stop.is_set():
+                    try:
+                        i = queues[a].get_nowait()
+                    except queue.Empty:
                         return
-                    outcome = self.run_scenario(sc, a)
+                    outcome = self.run_scenario(scenarios[i], a, slot)
                     if stop.is_set() and outcome.status == "fail":   # its guest was stopped
                         outcome.message = f"interrupted (Ctrl-C): {outcome.message}"
-                    record(a, outcome)
+                    record(a, i, outcome)
             except ScenarioInterrupted as e:
                 stop.set()
-                record(a, e.outcome)
+                record(a, i, e.outcome)
             except KeyboardInterrupt:    # between scenarios: building, booting
                 stop.set()
             except BaseException as e:   # handed to the caller's thread below
                 errors.append(e)
 
+        waves = [[(a, n) for a in arches for n in range(guests)]] if parallel else \
+            [[(a, n) for n in range(guests)] for a in arches]
         threads: List[threading.Thread] = []
         try:
-            if parallel and len(arches) > 1:
-                threads = [threading.Thread(target=one_arch, args=(a,), name=f"klp-{a}")
-                           for a in arches]
+            for wave in waves:
+                if len(wave) == 1:   # in this thread: Ctrl-C reaches the running step
+                    one_guest(*wave[0])
+                    continue
+                threads = [threading.Thread(target=one_guest, args=(a, n), name=f"klp-{a}-{n}")
+                           for a, n in wave]
                 for t in threads:
                     t.start()
                 for t in threads:
                     t.join()
-            else:
-                for a in arches:
-                    one_arch(a)
-        except KeyboardInterrupt:   # in the main thread, while the arches' threads run
+                if stop.is_set():
+                    break
+        except KeyboardInterrupt:   # in the main thread, while the guests' threads run
             stop.set()
             for st in self._arches.values():   # their commands end at once; each thread
-                if st.machine is not None:      # keeps its scenario's artifacts itself
-                    st.machine.kill()
+                for g in st.guests.values():    # keeps its scenario's artifacts itself
+                    if g.machine is not None:
+                        g.machine.kill()
             for t in threads:
                 t.join()
-        everything = [o for a in arches for o in outcomes[a]]
+        everything = [results[a][i] for a in arches for i in sorted(results[a])]
         if stop.is_set():
             for e in errors:   # an arch's trouble while the run was being stopped
                 log(f"while stopping: {type(e).__name__}: {e}")
             raise RunInterrupted(everything)
         if errors:
             raise errors[0]
+        durations.record((keys[a][i], o.seconds) for a in arches
+                         for i, o in results[a].items() if o.status != "skip")
         return everything
 
     def save_artifacts(self, name: str, arch: str, outcome: runner.Outcome,
@@ -361,9 +427,10 @@ class Session:
 
     def close(self) -> None:
         for st in self._arches.values():
-            if st.machine is not None:
-                st.machine.shutdown()
-                st.machine = None
+            for g in st.guests.values():
+                if g.machine is not None:
+                    g.machine.shutdown()
+                    g.machine = None
 
 
 class ScenarioInterrupted(KeyboardInterrupt):
