@@ -64,12 +64,13 @@ def spread(keys: Sequence[str], guests: int, expected: Dict[str, float]) -> Dict
     return where
 
 
-def longest_first(keys: Sequence[str], expected: Dict[str, float]) -> List[str]:
-    """The order in which guests that take the next test from a shared queue get close to
-    LPT: longest expected first (never-timed ones as the median)."""
+def longest_first(keys: Sequence[str], expected: Dict[str, float]) -> List[int]:
+    """Positions in ``keys`` (a key may repeat: the same test run twice) in the order in
+    which guests taking the next test from a shared queue get close to LPT: longest
+    expected first (never-timed ones as the median), ties in their order."""
     known = [expected[k] for k in keys if k in expected]
     default = statistics.median(known) if known else 1.0
-    return sorted(keys, key=lambda k: -expected.get(k, default))
+    return sorted(range(len(keys)), key=lambda i: -expected.get(keys[i], default))
 
 
 class Durations:

@@ -84,7 +84,7 @@ def _spread(config, nodeids, workers: int):
             for nodeid, guest in poolmod.spread(ids, guests, expected).items()}
 
 
-@pytest.hookimpl(optionalhook=True)
+@pytest.hookimpl(optionalhook=True, tryfirst=True)   # before xdist's own (CPU count)
 def pytest_xdist_auto_num_workers(config):
     """-n auto: a pool of guests for each selected arch (pool.size, or --pool K)."""
     arches = selected_arches(config)

@@ -73,6 +73,10 @@ class ArchState:
     def counter(self) -> Optional[shadow.ShadowCounter]:
         return self.slot(0).counter
 
+    @counter.setter
+    def counter(self, counter: Optional[shadow.ShadowCounter]) -> None:
+        self.slot(0).counter = counter   # a Python test that reinstalls it
+
 
 @dataclass
 class GuestSlot:
@@ -321,9 +325,8 @@ class Session:
         queues: Dict[str, "queue.SimpleQueue[int]"] = {}
         for a in arches:
             queues[a] = queue.SimpleQueue()
-            index = {key: i for i, key in enumerate(keys[a])}
-            for key in poolmod.longest_first(keys[a], expected):
-                queues[a].put(index[key])
+            for i in poolmod.longest_first(keys[a], expected):
+                queues[a].put(i)
         lock = threading.Lock()
         results: Dict[str, Dict[int, runner.Outcome]] = {a: {} for a in arches}
         errors: List[BaseException] = []

@@ -22,7 +22,7 @@ def test_spread_puts_the_longest_first_onto_the_least_loaded_guest():
 def test_tests_never_timed_count_as_the_median():
     where = pool.spread(["new1", "new2", "old1", "old2"], 2, {"old1": 1.0, "old2": 3.0})
     assert sorted(where.values()) == [0, 0, 1, 1]
-    assert pool.longest_first(["x", "y", "z"], {"y": 5, "z": 1})[0] == "y"
+    assert pool.longest_first(["x", "y", "z", "y"], {"y": 5, "z": 1}) == [0, 1, 3, 2]
 
 
 def test_size_follows_cores_and_memory(monkeypatch):
@@ -77,6 +77,13 @@ def test_run_all_shares_each_arch_among_its_guests_and_keeps_the_order(session, 
         [(f"s{i}", a) for a in ("x86_64", "s390x") for i in range(12)]
     assert len(ran) == 24 and {slot for _, _, slot in ran} == {0, 1, 2}
     assert all({s for _, a, s in ran if a == arch} == {0, 1, 2} for arch in ("x86_64", "s390x"))
+
+
+def test_run_all_runs_a_scenario_given_twice_twice(session, monkeypatch):
+    twice = SimpleNamespace(id="same")
+    ran = fake_runs(session, monkeypatch, {})
+    assert len(session.run_all([twice, twice, twice], ["x86_64"], pool=2)) == 3
+    assert len(ran) == 3
 
 
 def test_run_all_starts_the_longest_expected_and_remembers_the_times(session, monkeypatch):
