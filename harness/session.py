@@ -105,6 +105,8 @@ class Session:
         self._unbootable: Dict[str, BootError] = {}  # arches whose guest did not boot
         self._locks_lock = threading.Lock()
         self._state_locks: Dict[str, threading.Lock] = {}
+        self._booted: List[Machine] = []   # every guest started, booting ones too (Ctrl-C)
+        self._stopping = threading.Event()   # Ctrl-C in run_all: no guest is to start
 
     def prepare(self, arches: List[str], images=(), scenarios: Sequence[Scenario] = ()) -> None:
         """Build what ``arches`` need (image, modules, programs, the livepatches that
@@ -199,6 +201,7 @@ class Session:
         config = MachineConfig(memory_mb=self.options.memory_mb, cpus=self.options.cpus,
                                accel=st.accel)
         machine = Machine(st.image, st.profile, workdir, config)
+        self._booted.append(machine)
         started = time.monotonic()
         try:
             machine.boot()
@@ -210,6 +213,9 @@ class Session:
         except BaseException:
             machine.shutdown()
             raise
+        if self._stopping.is_set():   # Ctrl-C came while it booted (before it could be killed)
+            machine.kill()
+            raise KeyboardInterrupt
         log(f"{arch}: guest up in {time.monotonic() - started:.1f}s, image {st.image.name}, "
             f"kernel {st.image.kernel_release} (console: {machine.console_log})")
         return machine
@@ -376,10 +382,9 @@ class Session:
                     break
         except KeyboardInterrupt:   # in the main thread, while the guests' threads run
             stop.set()
-            for st in self._arches.values():   # their commands end at once; each thread
-                for g in st.guests.values():    # keeps its scenario's artifacts itself
-                    if g.machine is not None:
-                        g.machine.kill()
+            self._stopping.set()
+            for machine in list(self._booted):   # their commands (and boots) end at once;
+                machine.kill()                   # each thread keeps its artifacts itself
             for t in threads:
                 t.join()
         everything = [results[a][i] for a in arches for i in sorted(results[a])]
