@@ -7,6 +7,7 @@ Attributes differ between kernels (``replace`` since 6.11, ``stack_order`` since
 """
 from __future__ import annotations
 
+import math
 import shlex
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
@@ -83,12 +84,15 @@ def _wait_while(guest: Guest, condition: str, timeout: float, awaited: str,
                 seen_label: str) -> None:
     """Loop in the guest while the shell ``condition`` holds; on timeout, report the tasks
     that have not switched (the usual reason a livepatch wait does not end)."""
-    tries = max(1, int(timeout * guest.scale / POLL))
+    # Bounded by the guest's clock, not by a count of sleeps: on a busy host each sleep
+    # stretches, and the loop must end (and report who holds it) before the host gives up.
+    seconds = max(1, math.ceil(timeout * guest.scale))
     # No `exit`: the command runs in the guest's long-lived shell.
-    script = (f"i=0; while {condition}; do "
-              f"i=$((i+1)); [ $i -ge {tries} ] && break; sleep {POLL}; done; "
+    script = (f"read -r up _ </proc/uptime; end=$((${{up%.*}} + {seconds})); "
+              f"while {condition}; do read -r up _ </proc/uptime; "
+              f"[ ${{up%.*}} -ge $end ] && break; sleep {POLL}; done; "
               f"if {condition}; then false; fi")
-    if guest.run(script, timeout=timeout * 2).status != 0:
+    if guest.run(script, timeout=timeout * 2 + 5).status != 0:   # run() scales it too
         raise WaitTimeout(awaited, timeout * guest.scale,
                           f"{seen_label}:\n" + stalled_tasks(guest))
 
