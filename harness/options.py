@@ -65,8 +65,9 @@ RUN = [
 ]
 POOL = [
     Option("--pool", "pool", "pool",
-           "guests per architecture, each running its share of the scenarios (default: one "
-           "per host core, as far as the host's memory holds them; 1: one guest per arch)",
+           "guests per architecture, each running its share of the scenarios (pytest -n "
+           "auto: default one per host core, as far as the host's memory holds them; "
+           "klp-harness run: default 1)",
            {"type": poolmod.guests_arg, "default": 0, "metavar": "K"}),
 ]
 ALL = IMAGE + MACHINE + RUN + POOL
