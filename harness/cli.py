@@ -163,10 +163,7 @@ def cmd_livepatch_build(args) -> int:
         raise HarnessError(f"--name {name!r}: a module name is lower-case letters, digits and "
                            "_, at most 55")
     image = imagemod.build(args.image, args.arch, args.mirror, args.kernel_tree)
-    reason = klpbuild.unsupported(image)
-    if reason:
-        raise klpbuild.Unsupported(reason)
-    try:
+    try:   # klpbuild.Unsupported (one line, exit 2) comes first, before anything is built
         ko = klpbuild.build(image, klpbuild.LivepatchSource(name, patches, not args.no_replace))
     except klpbuild.Refused as e:
         print(f"klp-harness: {e}", file=sys.stderr)

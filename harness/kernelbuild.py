@@ -110,7 +110,7 @@ class _Make:
         merged = self.build_dir / "klp-harness.config"
         merged.write_text(kconfig.merged_text(fragments, settings))
         self.log.write_text("")
-        self._call([_jobs(), f"KCONFIG_ALLCONFIG={merged}", "allnoconfig"],
+        self._call([jobs(), f"KCONFIG_ALLCONFIG={merged}", "allnoconfig"],
                    "configuring the kernel")
         config = (self.build_dir / ".config").read_text()
         unmet = kconfig.unmet(settings, config, self.source.tree, version)
@@ -123,7 +123,7 @@ class _Make:
                 self.build_dir / ".config", "\n".join(unmet))
 
     def run(self, targets: List[str], what: str) -> None:
-        self._call([_jobs(), *targets], f"building {what}", show_progress=True)
+        self._call([jobs(), *targets], f"building {what}", show_progress=True)
 
     def _call(self, args: List[str], what: str, show_progress: bool = False) -> None:
         cmd = self.base + args
@@ -131,10 +131,7 @@ class _Make:
         with open(self.log, "a") as log:
             log.write("$ " + " ".join(cmd) + "\n")
             log.flush()
-            # C locale: plain ASCII quotes in compiler messages, whatever the host's locale
-            # (Kbuild unexports LC_ALL, so set the categories themselves).
-            env = {k: v for k, v in os.environ.items() if not k.startswith("LC_")}
-            env.update(LANG="C", LC_CTYPE="C", LC_MESSAGES="C")
+            env = c_locale_env()
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     text=True, errors="replace", env=env)
             if counter:
@@ -150,7 +147,15 @@ class _Make:
             raise KernelBuildError(f"{what} ({' '.join(cmd)})", self.log, _errors(self.log))
 
 
-def _jobs() -> str:
+def c_locale_env() -> dict:
+    """The environment for make: the C locale, so compiler messages have plain ASCII quotes
+    whatever the host's locale (Kbuild unexports LC_ALL, so set the categories themselves)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LC_")}
+    env.update(LANG="C", LC_CTYPE="C", LC_MESSAGES="C")
+    return env
+
+
+def jobs() -> str:
     """As many jobs as CPUs. One more was tried on this 2-CPU machine kind and showed no
     gain that stood out from the host's own swings (the same -j2 build took 268 s at one
     hour and 385 s at another)."""

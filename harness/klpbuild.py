@@ -186,7 +186,7 @@ class Workspace:
             tree = self.dir / "tree"
             orig_done = (tree / "klp-tmp/1-orig/.complete").exists()
             ko = out / f"{source.name}.ko"
-            cmd = ["bash", SCRIPT, "-T", f"-j{os.cpu_count() or 1}", "-o", str(ko)]
+            cmd = ["bash", SCRIPT, "-T", kernelbuild.jobs(), "-o", str(ko)]
             cmd += [] if source.replace else ["--no-replace"]
             cmd += ["-S", "2"] if orig_done else []
             cmd += [str(Path(p).resolve()) for p in source.patches]
@@ -208,8 +208,7 @@ class Workspace:
 
 
 def _call(cmd: List[str], tree: Path, log: Path, progress: "_Progress") -> int:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LC_")}
-    env.update(LANG="C", LC_CTYPE="C", LC_MESSAGES="C")
+    env = kernelbuild.c_locale_env()
     with open(log, "w") as f:
         f.write("$ " + " ".join(cmd) + "\n")
         f.flush()

@@ -53,14 +53,13 @@ def available_mb() -> int:
 def spread(keys: Sequence[str], guests: int, expected: Dict[str, float]) -> Dict[str, int]:
     """key -> guest (0 .. guests-1): longest expected first, each onto the guest with the
     least expected work so far; ties keep the keys' order."""
-    known = [expected[k] for k in keys if k in expected]
-    default = statistics.median(known) if known else 1.0
+    default = _median(keys, expected)
     load = [0.0] * max(1, guests)
     where: Dict[str, int] = {}
-    for key in sorted(keys, key=lambda k: -expected.get(k, default)):
-        slot = min(range(len(load)), key=lambda i: (load[i], i))
-        where[key] = slot
-        load[slot] += expected.get(key, default)
+    for i in longest_first(keys, expected):
+        slot = min(range(len(load)), key=lambda n: (load[n], n))
+        where[keys[i]] = slot
+        load[slot] += expected.get(keys[i], default)
     return where
 
 
@@ -68,9 +67,14 @@ def longest_first(keys: Sequence[str], expected: Dict[str, float]) -> List[int]:
     """Positions in ``keys`` (a key may repeat: the same test run twice) in the order in
     which guests taking the next test from a shared queue get close to LPT: longest
     expected first (never-timed ones as the median), ties in their order."""
-    known = [expected[k] for k in keys if k in expected]
-    default = statistics.median(known) if known else 1.0
+    default = _median(keys, expected)
     return sorted(range(len(keys)), key=lambda i: -expected.get(keys[i], default))
+
+
+def _median(keys: Sequence[str], expected: Dict[str, float]) -> float:
+    """What a never-timed test is expected to take: the median of those timed."""
+    known = [expected[k] for k in keys if k in expected]
+    return statistics.median(known) if known else 1.0
 
 
 class Durations:

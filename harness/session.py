@@ -271,12 +271,8 @@ class Session:
         """The arch's modules and the scenario's livepatches; or, if klp-build refused a
         patch, the scenario's outcome (a negative control may expect just that)."""
         st = self.state(arch)
-        taken = _taken(st.catalog, scenario.livepatches)
-        if taken:   # the scenario's error: file and field
-            raise ScenarioError(scenario.source, None, f"livepatches.{taken}", _TAKEN.format(
-                name=taken, image=st.image.name, path=st.catalog.path(taken)))
         try:
-            return self.catalog_with(arch, scenario.livepatches)
+            return self.catalog_with(arch, scenario.livepatches, scenario)
         except klpbuild.Refused as e:
             outcome = runner.Outcome(scenario.id, arch, "fail", str(e),
                                      kernel=st.image.kernel_release, cause="livepatch build")
@@ -286,19 +282,23 @@ class Session:
                 shutil.copy(e.log, target / "klp-build.log")
             return outcome
 
-    def catalog_with(self, arch: str,
-                     livepatches: Dict[str, klpbuild.LivepatchSource]) -> ModuleCatalog:
+    def catalog_with(self, arch: str, livepatches: Dict[str, klpbuild.LivepatchSource],
+                     scenario: Optional[Scenario] = None) -> ModuleCatalog:
         """``arch``'s modules and ``livepatches``, built from their patches by klp-build
         (cached): klpbuild.Unsupported if the image cannot, Refused if a patch is not
-        made into a livepatch."""
+        made into a livepatch. A name the image's modules have is an error (the
+        ``scenario``'s, naming its file and field, when they are a scenario's)."""
         st = self.state(arch)
         reason = klpbuild.unsupported(st.image)
         if reason:
             raise klpbuild.Unsupported(reason)
-        taken = _taken(st.catalog, livepatches)
+        taken = next((name for name in livepatches if name in st.catalog.names()), None)
         if taken:
-            raise HarnessError(_TAKEN.format(name=taken, image=st.image.name,
-                                             path=st.catalog.path(taken)))
+            message = (f"'{taken}' is already a module of image {st.image.name} "
+                       f"({st.catalog.path(taken)}): give the livepatch another name")
+            if scenario is not None:
+                raise ScenarioError(scenario.source, None, f"livepatches.{taken}", message)
+            raise HarnessError(message)
         return st.catalog.with_modules({name: klpbuild.build(st.image, source)
                                         for name, source in livepatches.items()})
 
@@ -493,14 +493,6 @@ def newer_selftest_modules(scenario: Scenario, catalog: ModuleCatalog) -> Option
     return (f"the selftests of this kernel ({catalog.image.kernel_release}, image "
             f"{catalog.image.name}) have no {', '.join(missing)}: the scenario is for a newer "
             "kernel's selftests")
-
-
-_TAKEN = "'{name}' is already a module of image {image} ({path}): give the livepatch another name"
-
-
-def _taken(catalog: ModuleCatalog, livepatches) -> Optional[str]:
-    """A livepatch name the image's modules already have, if any."""
-    return next((name for name in livepatches if name in catalog.names()), None)
 
 
 def guest_programs(image: imagemod.Image) -> Dict[str, Path]:
