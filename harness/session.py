@@ -316,15 +316,14 @@ class Session:
                 report: Optional[Callable[[runner.Outcome], None]] = None,
                 pool: Optional[int] = None) -> List[runner.Outcome]:
         """Every scenario on every arch, on a pool of guests per arch (``pool``, else
-        Options.pool, else one): each guest takes the next
+        pool.size: Options.pool or what the host holds): each guest takes the next
         scenario of its arch's queue, longest expected first (from earlier runs). With
         ``parallel`` all arches at once, else one after the other. A guest spends most of
         a scenario waiting for the kernel's transition work (it retries once a second), so
         guests overlap well even on 2 cores. The outcomes come in the order of
         ``scenarios`` per arch, whichever guest ran them."""
-        # Not pool.size by default here: a Ctrl-C race with several guests of one arch is
-        # open (an interrupted scenario's outcome went missing, once in a few runs).
-        guests = pool or self.options.pool or 1
+        guests = min(pool or poolmod.size(len(arches), self.options.memory_mb,
+                                          self.options.pool), max(1, len(scenarios)))
         if guests > 1:
             log(f"a pool of {guests} guests per arch")
         durations = poolmod.Durations(self.options.image)
@@ -347,7 +346,7 @@ class Session:
                     report(outcome)
 
         def one_guest(a: str, slot: int) -> None:
-            i = -1
+            i = -1   # the scenario this guest has taken and not yet recorded
             try:
                 while not stop.is_set():
                     try:
@@ -358,28 +357,51 @@ class Session:
                     if stop.is_set() and outcome.status == "fail":   # its guest was stopped
                         outcome.message = f"interrupted (Ctrl-C): {outcome.message}"
                     record(a, i, outcome)
+                    i = -1
             except ScenarioInterrupted as e:
                 stop.set()
                 record(a, i, e.outcome)
-            except KeyboardInterrupt:    # between scenarios: building, booting
+            except BaseException as e:
+                if not stop.is_set() and not isinstance(e, KeyboardInterrupt):
+                    errors.append(e)   # handed to the caller's thread below
+                    return
+                # Ctrl-C: killing this guest ended its scenario (or its boot) with whatever
+                # the dead guest caused; the scenario it had taken is still in the summary.
                 stop.set()
-            except BaseException as e:   # handed to the caller's thread below
-                errors.append(e)
+                if i < 0:
+                    return
+                outcome = runner.Outcome(scenarios[i].id, a, "fail", f"interrupted (Ctrl-C): "
+                                         f"its guest was stopped ({type(e).__name__}: {e})",
+                                         interrupted=True)
+                st = self._arches.get(a)   # not state(): that could start building
+                machine = st.slot(slot).machine if st else None
+                if machine is not None:   # else it was still booting: nothing ran yet
+                    self.save_artifacts(scenarios[i].id, a, outcome, machine)
+                record(a, i, outcome)
 
         waves = [[(a, n) for a in arches for n in range(guests)]] if parallel else \
             [[(a, n) for n in range(guests)] for a in arches]
-        threads: List[threading.Thread] = []
+        def guest_thread(a: str, slot: int, done: threading.Event) -> None:
+            try:
+                one_guest(a, slot)
+            finally:
+                done.set()
+
+        # Waiting on an Event of each thread, not Thread.join(): a join that Ctrl-C
+        # interrupts marks a still running thread as ended in Python 3.11 (bpo-45274's
+        # fix), so a second join returned before that thread had recorded its scenario.
+        dones: List[threading.Event] = []
         try:
             for wave in waves:
                 if len(wave) == 1:   # in this thread: Ctrl-C reaches the running step
                     one_guest(*wave[0])
                     continue
-                threads = [threading.Thread(target=one_guest, args=(a, n), name=f"klp-{a}-{n}")
-                           for a, n in wave]
-                for t in threads:
-                    t.start()
-                for t in threads:
-                    t.join()
+                dones = [threading.Event() for _ in wave]
+                for (a, n), done in zip(wave, dones):
+                    threading.Thread(target=guest_thread, args=(a, n, done),
+                                     name=f"klp-{a}-{n}").start()
+                for done in dones:
+                    done.wait()
                 if stop.is_set():
                     break
         except KeyboardInterrupt:   # in the main thread, while the guests' threads run
@@ -387,8 +409,8 @@ class Session:
             self._stopping.set()
             for machine in list(self._booted):   # their commands (and boots) end at once;
                 machine.kill()                   # each thread keeps its artifacts itself
-            for t in threads:
-                t.join()
+            for done in dones:
+                done.wait()
         everything = [results[a][i] for a in arches for i in sorted(results[a])]
         if stop.is_set():
             for e in errors:   # an arch's trouble while the run was being stopped
