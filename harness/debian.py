@@ -22,8 +22,8 @@ def extract(packages: Sequence[str], suite: str, debian_arch: str, mirror: str,
     progress(f"fetching {len(packages)} Debian package(s) for {debian_arch} from {suite}: "
              + ", ".join(packages))
     cmd = ["mmdebstrap", "--variant=extract", f"--architectures={debian_arch}",
-           f"--include={','.join(packages)}", base_suite(suite), str(dest),
-           *sources(suite, mirror)]
+           f"--include={','.join(from_suite(p, suite) for p in packages)}",
+           base_suite(suite), str(dest), *sources(suite, mirror)]
     with open(log, "a") as out:
         out.write("$ " + " ".join(cmd) + "\n")
         out.flush()
@@ -31,6 +31,15 @@ def extract(packages: Sequence[str], suite: str, debian_arch: str, mirror: str,
     if result.returncode != 0:
         tail = "\n".join(Path(log).read_text(errors="replace").splitlines()[-15:])
         raise BuildError(f"fetching {', '.join(packages)} ({suite}, {debian_arch})", log, tail)
+
+
+def from_suite(package: str, suite: str) -> str:
+    """``package`` as apt is to take it: from a backports suite (``pkg/trixie-backports``)
+    where the release itself has the same name (linux-image-amd64), unless a version
+    (``=``), a suite (``/``) or a local file is given already."""
+    if suite == base_suite(suite) or any(c in package for c in "=/"):
+        return package
+    return f"{package}/{suite}"
 
 
 def base_suite(suite: str) -> str:

@@ -23,6 +23,7 @@ COMMON: Dict[str, str] = {
     "gcc": "gcc",
     "xz": "xz-utils",                  # Debian's linux-source tarball
     "readelf": "binutils",             # libraries the guest's programs need
+    "bwrap": "bubblewrap",             # enters a distribution release's build root
 }
 
 

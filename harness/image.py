@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from . import arch as archmod
-from . import cache, debian, hosttools, initramfs, kernelbuild, kernelfile, kernelsource
+from . import buildroot, cache, debian, hosttools, initramfs, kernelbuild, kernelfile
+from . import kernelsource
 from .errors import BuildError, KernelBuildError, RecipeError, UnsupportedArch
 from .mirror import debian_mirror
 from .yamlsrc import Fields, load
@@ -33,7 +34,7 @@ KCONFIG_DIR = IMAGES_DIR / "kconfig"
 DEFAULT_IMAGE = "linux-7.3"
 # The code that decides what an image contains is one of its inputs: change it, and images
 # are rebuilt rather than trusted. (The kernel build has its own stamp; see kernelbuild.)
-BUILDER_SOURCES = ("image.py", "initramfs.py", "kernelfile.py", "debian.py")
+BUILDER_SOURCES = ("image.py", "initramfs.py", "kernelfile.py", "debian.py", "buildroot.py")
 
 
 
@@ -133,6 +134,7 @@ class Image:
     make_vars: Dict[str, str]
     selftest_modules: Optional[Path]
     cmdline: List[str] = field(default_factory=list)
+    toolchain: Optional[buildroot.Toolchain] = None   # a distribution kernel's compiler
 
     @property
     def kernel(self) -> Path:
@@ -157,7 +159,8 @@ class Image:
                    host_key=m["host_key"], kbuild_dir=path / m["kbuild_dir"],
                    make_vars=m["make_vars"],
                    selftest_modules=path / m["selftest_modules"] if m["selftest_modules"] else None,
-                   cmdline=m.get("cmdline", []))
+                   cmdline=m.get("cmdline", []),
+                   toolchain=buildroot.Toolchain.from_json(m.get("toolchain")))
 
 
 def input_hash(recipe: Recipe, arch: str) -> str:
@@ -254,7 +257,8 @@ class _Build:
         return host_key
 
     def manifest(self, out: Path, release: str, host_key: str, kbuild: Path,
-                 make_vars: Optional[Dict[str, str]] = None) -> None:
+                 make_vars: Optional[Dict[str, str]] = None,
+                 toolchain: Optional[dict] = None) -> None:
         manifest = {
             "name": self.recipe.name, "arch": self.profile.name, "kernel_release": release,
             "host_key": host_key,
@@ -262,6 +266,7 @@ class _Build:
             "kbuild_dir": str(kbuild.relative_to(out) if kbuild.is_relative_to(out) else kbuild),
             "make_vars": make_vars or {}, "cmdline": self.recipe.cmdline,
             "selftest_modules": f"source/{self.recipe.selftest_modules}",
+            "toolchain": toolchain,   # a distribution kernel's (see buildroot.py)
         }
         (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
@@ -276,13 +281,15 @@ class _DebianPackageBuild(_Build):
         debian.extract([k["image"], k["headers"]], k["suite"], self.profile.debian_arch,
                        self.mirror(), pkgs, log)
         release = _kernel_release(pkgs)
-        form = kernelfile.make_bootable(pkgs / "boot" / f"vmlinuz-{release}", out / "kernel")
+        form = kernelfile.make_bootable(_kernel_file(pkgs, release, "vmlinuz"),
+                                        out / "kernel")
         cache.progress(f"kernel {release}: {form}")
-        shutil.copy(pkgs / "boot" / f"config-{release}", out / "config")
+        shutil.copy(_kernel_file(pkgs, release, "config"), out / "config")
         kbuild = _keep_kbuild(pkgs, out / "kbuild", release)
-        try:
-            compiler = self.module_compiler(kbuild)   # before fetching the big source package
-        except RecipeError:
+        try:   # before fetching the big source package
+            toolchain = self.toolchain(kbuild)
+            self.ready(toolchain)
+        except (RecipeError, BuildError):
             shutil.rmtree(out, ignore_errors=True)    # 0.5 GB of packages, of no use now
             raise
         debian.extract([k["source"]], k["suite"], self.profile.debian_arch, self.mirror(),
@@ -293,34 +300,48 @@ class _DebianPackageBuild(_Build):
         shutil.rmtree(pkgs)
         shutil.rmtree(source_pkg)
         # Modules build with the compiler that built the kernel (the headers' Makefile
-        # would take plain `gcc`, whatever its version).
-        self.manifest(out, release, host_key, kbuild, {"CC": compiler})
+        # would take plain `gcc`, whatever its version): the host's, or a build root's.
+        self.manifest(out, release, host_key, kbuild, {"CC": toolchain.compiler},
+                      toolchain.to_json())
 
     def check_host(self, image: "Image") -> None:
-        self.module_compiler(image.kbuild_dir)
+        self.ready(image.toolchain or self.toolchain(image.kbuild_dir))
 
-    def module_compiler(self, headers: Path) -> str:
-        """The compiler the distribution built its kernel with (CONFIG_CC_VERSION_TEXT):
-        out-of-tree modules must be built with it. Missing on this host: a RecipeError that
-        names it and its package, instead of a module build failing in an obscure way."""
+    def toolchain(self, headers: Path) -> buildroot.Toolchain:
+        """The compiler the distribution built its kernel with (CONFIG_CC_VERSION_TEXT),
+        which out-of-tree modules must be built with, and a build root of the kernel's
+        release that has it with the kernel's kbuild programs."""
         config = (headers / ".config").read_text(errors="replace")
         m = re.search(r'^CONFIG_CC_VERSION_TEXT="(\S+)\s*(.*)"$', config, re.M)
         if not m:
             raise BuildError(f"no CONFIG_CC_VERSION_TEXT in {headers / '.config'}: cannot tell "
                              "which compiler built this kernel")
-        program, version = m.group(1), m.group(2)
-        if shutil.which(program) is None:
-            package = re.sub(r"^[\w-]*-linux-gnu-", "", program)   # ...-gnu-gcc-14: gcc-14
-            offered = hosttools.apt_candidate(package)
+        program = m.group(1)
+        packages = [buildroot.compiler_package(program), *buildroot.BASE_PACKAGES]
+        kbuild = buildroot.kbuild_package(headers)
+        if kbuild:
+            packages.append(kbuild)
+        return buildroot.Toolchain(program, str(self.recipe.kernel["suite"]),
+                                   self.profile.debian_arch, tuple(packages))
+
+    def ready(self, toolchain: buildroot.Toolchain) -> None:
+        """The host's compiler, else a build root made now (cached); if neither can be had,
+        a RecipeError that names the compiler, its package and why no build root."""
+        if toolchain.on_host():
+            return
+        why = toolchain.cannot_make_root()
+        if why:
+            package = toolchain.packages[0]
             raise RecipeError(
                 self.recipe.path, recipe_line(self.recipe, "kernel"), "kernel",
-                f"the kernel headers {headers.name} build modules with {program}, the "
-                f"compiler that built this kernel (version {version}); this host has no "
-                f"{program}: install the Debian package {package}"
-                + ("" if offered else f" (this host's apt sources do not offer {package}: "
-                   "use a host of the distribution release that has it)")
+                f"the kernel's headers build modules with {toolchain.compiler}, the compiler "
+                f"that built this kernel; this host has no {toolchain.compiler}, and {why}: "
+                f"install the Debian package {package}"
+                + ("" if hosttools.apt_candidate(package) else
+                   f" (this host's apt sources do not offer {package}: use a host of the "
+                   "distribution release that has it)")
                 + "; livepatch modules built by another compiler would not match the kernel")
-        return program
+        buildroot.ensure(toolchain, self.mirror())
 
 
 def kernel_inputs(name: str, arch: str, mirror: Optional[str] = None,
@@ -398,11 +419,20 @@ BUILDERS = {"debian-package": _DebianPackageBuild, "debian-source": _SourceBuild
 
 
 def _kernel_release(pkgs: Path) -> str:
-    kernels = sorted((pkgs / "boot").glob("vmlinuz-*"))
-    if len(kernels) != 1:
+    """The release of the one kernel in an image package: /boot/vmlinuz-<release>, or
+    /usr/lib/modules/<release>/vmlinuz in newer packages (trixie-backports' 7.x)."""
+    kernels = [k.name[len("vmlinuz-"):] for k in (pkgs / "boot").glob("vmlinuz-*")] + \
+        [k.parent.name for k in (pkgs / "usr/lib/modules").glob("*/vmlinuz")]
+    if len(set(kernels)) != 1:
         raise BuildError(f"expected one kernel in the image package, found {len(kernels)}: "
-                         + ", ".join(k.name for k in kernels))
-    return kernels[0].name[len("vmlinuz-"):]
+                         + ", ".join(sorted(kernels)))
+    return kernels[0]
+
+
+def _kernel_file(pkgs: Path, release: str, name: str) -> Path:
+    """The package's vmlinuz or config, where either packaging puts it."""
+    old = pkgs / "boot" / f"{name}-{release}"
+    return old if old.exists() else pkgs / "usr/lib/modules" / release / name
 
 
 def _keep_kbuild(pkgs: Path, dest: Path, release: str) -> Path:
@@ -448,18 +478,25 @@ def _extract_source(pkgs: Path, dest: Path, paths: List[str], headers: Path, log
 
 def _add_boot_modules(pkgs: Path, rootfs: Path, release: str, names: List[str]) -> None:
     """Copy the named modules and those they depend on (modules.dep) into the rootfs."""
-    moddir = pkgs / "lib/modules" / release
+    # /usr/lib/modules in releases with a merged /usr (trixie), /lib/modules before.
+    base = pkgs / "usr" if (pkgs / "usr/lib/modules" / release).is_dir() else pkgs
+    moddir = base / "lib/modules" / release
     deps: Dict[str, List[str]] = {}
     by_name: Dict[str, str] = {}
     if not (moddir / "modules.dep").exists():  # made by the package's postinst, not shipped
-        subprocess.run(["depmod", "-b", str(pkgs), release], check=True)
+        subprocess.run(["depmod", "-b", str(base), release], check=True)
     for line in (moddir / "modules.dep").read_text().splitlines():
         path, _, rest = line.partition(":")
         deps[path] = rest.split()
         by_name[module_name(path)] = path
+    builtin_list = moddir / "modules.builtin"
+    builtin = {module_name(line) for line in builtin_list.read_text().splitlines()} \
+        if builtin_list.exists() else set()
     wanted, todo = set(), []
     for name in names:
         key = name.replace("-", "_")
+        if key in builtin:   # built into this kernel (trixie's virtio drivers): none to load
+            continue
         if key not in by_name:
             raise BuildError(f"boot module '{name}' is not a module of kernel {release} "
                              "(built in, or misspelled?)")
@@ -470,6 +507,7 @@ def _add_boot_modules(pkgs: Path, rootfs: Path, release: str, names: List[str]) 
             wanted.add(path)
             todo.extend(deps[path])
     target = rootfs / "lib/modules" / release
+    target.mkdir(parents=True, exist_ok=True)   # modprobe knows built-in ones from here
     for path in wanted:
         (target / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(moddir / path, target / path)

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Set
 
 from . import arch as archmod
-from . import cache, hosttools
+from . import buildroot, cache, hosttools
 from .errors import BuildError, HarnessError, ModuleBuildError
 from .image import PROJECT, Image, module_name, recipe_path
+from .mirror import debian_mirror
 
 OUR_MODULES = Path(os.environ.get("KLP_HARNESS_MODULES", PROJECT / "scenarios" / "modules"))
 SOURCE_SUFFIXES = (".c", ".h")
@@ -50,6 +51,10 @@ def _kbuild(image: Image, sources: Path, out: Path) -> None:
         make_vars["CROSS_COMPILE"] = cross
     cmd = ["make", "-C", str(image.kbuild_dir), f"M={out}", f"-j{os.cpu_count() or 1}",
            *(f"{k}={v}" for k, v in make_vars.items()), "modules"]
+    toolchain = image.toolchain
+    if toolchain is not None and not toolchain.on_host():   # the kernel release's own
+        root = buildroot.ensure(toolchain, debian_mirror())
+        cmd = buildroot.wrap(root, cmd, read_only=[image.dir], writable=[out])
     log = out / "build.log"
     with open(log, "w") as f:
         f.write("$ " + " ".join(cmd) + "\n")
