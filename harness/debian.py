@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from typing import List, Sequence
+from typing import Dict, List, Sequence
 
 from . import hosttools
 from .cache import progress
@@ -20,9 +20,14 @@ def extract(packages: Sequence[str], suite: str, debian_arch: str, mirror: str,
     """Unpack ``packages`` (and their dependencies) of ``debian_arch`` into ``dest``."""
     hosttools.require("mmdebstrap", "mmdebstrap", "to fetch Debian packages")
     progress(f"fetching {len(packages)} Debian package(s) for {debian_arch} from {suite}: "
-             + ", ".join(packages))
+             + ", ".join(Path(p).name if p.startswith("/") else p for p in packages))
+    # Local .deb files each in an --include of their own (mmdebstrap takes a value with a
+    # slash as one path); names together.
+    files = [p for p in packages if p.startswith("/")]
+    names = [from_suite(p, suite) for p in packages if not p.startswith("/")]
     cmd = ["mmdebstrap", "--variant=extract", f"--architectures={debian_arch}",
-           f"--include={','.join(from_suite(p, suite) for p in packages)}",
+           *(f"--include={f}" for f in files),
+           *([f"--include={','.join(names)}"] if names else []),
            base_suite(suite), str(dest), *sources(suite, mirror)]
     with open(log, "a") as out:
         out.write("$ " + " ".join(cmd) + "\n")
@@ -40,6 +45,17 @@ def from_suite(package: str, suite: str) -> str:
     if suite == base_suite(suite) or any(c in package for c in "=/"):
         return package
     return f"{package}/{suite}"
+
+
+def deb_fields(path: str) -> Dict[str, str]:
+    """A .deb file's Package, Version and Architecture (dpkg-deb)."""
+    names = ["Package", "Version", "Architecture"]
+    result = subprocess.run(["dpkg-deb", "--field", path, *names], capture_output=True,
+                            text=True, check=False)
+    if result.returncode != 0:
+        raise BuildError(f"reading {path} with dpkg-deb: {result.stderr.strip()}")
+    fields = dict(line.split(": ", 1) for line in result.stdout.splitlines() if ": " in line)
+    return {n: fields.get(n, "") for n in names}
 
 
 def base_suite(suite: str) -> str:

@@ -19,7 +19,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from . import arch as archmod
 from . import buildroot, cache, debian, hosttools, initramfs, kernelbuild, kernelfile
@@ -72,6 +72,13 @@ class Recipe:
         for i, frag in enumerate(kernel.get("config", [])):
             if not (KCONFIG_DIR / frag).is_file():
                 k.fail("config", f"no config fragment {frag} in {KCONFIG_DIR}")
+        if kind == "debian-files":   # paths relative to the recipe; checked before anything
+            files = [(path.parent / name).resolve() for name in kernel["files"]]
+            for i, deb in enumerate(files):
+                if deb.suffix != ".deb" or not deb.is_file():
+                    k.fail("files", f"[{i}] {deb}: " + ("not a .deb file" if deb.is_file()
+                           else "no such file") + ": name the candidate's .deb files")
+            kernel["files"] = [str(deb) for deb in files]
         s = f.sub("selftests")
         s.only(["paths", "modules"])
         u = f.sub("userspace")
@@ -84,17 +91,21 @@ class Recipe:
 
     @property
     def builds_kernel(self) -> bool:
-        return self.kernel["from"] != "debian-package"
+        return self.kernel["from"] not in ("debian-package", "debian-files")
 
 
 # Fields of `kernel:` for each kind of kernel source.
 KERNEL_KINDS = {
     "debian-package": ["from", "suite", "image", "headers", "source"],
+    # Candidate packages as local files (a build in no mirror yet): the kernel image, its
+    # headers (with -common and linux-kbuild), optionally linux-source; their other
+    # dependencies come from `suite`.
+    "debian-files": ["from", "suite", "files"],
     # Debian's linux-source-X.Y package; `config` lists the common fragments (images/kconfig/),
     # to which each architecture's own fragment (its profile's kconfig_fragment) is added.
     "debian-source": ["from", "suite", "package", "config"],
 }
-LIST_FIELDS = ("config",)
+LIST_FIELDS = ("config", "files")
 
 
 def arches_for(name: str, requested: Optional[List[str]] = None) -> List[str]:
@@ -274,11 +285,18 @@ class _Build:
 class _DebianPackageBuild(_Build):
     """A Debian distribution kernel package with its headers and source package."""
 
+    def kernel_packages(self) -> List[str]:
+        """What debian.extract unpacks for the kernel and its headers."""
+        return [self.recipe.kernel["image"], self.recipe.kernel["headers"]]
+
+    def source_package(self, headers: Path) -> str:
+        return self.recipe.kernel["source"]
+
     def run(self, out: Path) -> None:
         log = out / "build.log"
         k = self.recipe.kernel
         pkgs, source_pkg = out / "packages", out / "source-package"
-        debian.extract([k["image"], k["headers"]], k["suite"], self.profile.debian_arch,
+        debian.extract(self.kernel_packages(), k["suite"], self.profile.debian_arch,
                        self.mirror(), pkgs, log)
         release = _kernel_release(pkgs)
         form = kernelfile.make_bootable(_kernel_file(pkgs, release, "vmlinuz"),
@@ -292,8 +310,8 @@ class _DebianPackageBuild(_Build):
         except (RecipeError, BuildError):
             shutil.rmtree(out, ignore_errors=True)    # 0.5 GB of packages, of no use now
             raise
-        debian.extract([k["source"]], k["suite"], self.profile.debian_arch, self.mirror(),
-                       source_pkg, log)
+        debian.extract([self.source_package(kbuild)], k["suite"], self.profile.debian_arch,
+                       self.mirror(), source_pkg, log)
         _extract_source(source_pkg, out / "source", self.recipe.selftest_paths, kbuild, log)
         host_key = self.initrd(out, log, lambda rootfs: _add_boot_modules(
             pkgs, rootfs, release, self.recipe.boot_modules))
@@ -342,6 +360,68 @@ class _DebianPackageBuild(_Build):
                    "distribution release that has it)")
                 + "; livepatch modules built by another compiler would not match the kernel")
         buildroot.ensure(toolchain, self.mirror())
+
+
+class _DebianFilesBuild(_DebianPackageBuild):
+    """Candidate kernel packages given as .deb files: checked against each other (one
+    kernel image, headers of the same release, the arch's packages) before anything is
+    unpacked; linux-source from the suite unless given."""
+
+    def input_hash(self) -> str:
+        h = cache.InputHash("candidate").text("recipe", super().input_hash())
+        for f in self.recipe.kernel["files"]:
+            h.file(Path(f).name, f)
+        return h.hexdigest()
+
+    def kernel_label(self) -> str:
+        return f"candidate packages {', '.join(Path(f).name for f in self.recipe.kernel['files'])}"
+
+    def _files(self) -> Dict[str, List[Tuple[str, Dict[str, str]]]]:
+        """The files by role: image, headers, source, other; each with its control fields."""
+        roles: Dict[str, List[Tuple[str, Dict[str, str]]]] = {
+            "image": [], "headers": [], "source": [], "other": []}
+        for f in self.recipe.kernel["files"]:
+            fields = debian.deb_fields(f)
+            package = fields["Package"]
+            role = ("image" if re.match(r"linux-image-\d.*(?<!-dbg)$", package) else
+                    "headers" if re.match(r"linux-headers-\d.*(?<!-common)$", package) else
+                    "source" if package.startswith("linux-source-") else "other")
+            if fields["Architecture"] not in (self.profile.debian_arch, "all"):
+                self._fail(f"{Path(f).name} is a package for {fields['Architecture']}, not "
+                           f"{self.profile.debian_arch} ({self.profile.name})")
+            roles[role].append((f, fields))
+        for role, want in (("image", "one linux-image-<release> package"),
+                           ("headers", "one linux-headers-<release> package (not -common)")):
+            if len(roles[role]) != 1:
+                self._fail(f"the files must hold {want}; they hold "
+                           f"{len(roles[role])}: " + (", ".join(Path(f).name for f, _ in
+                                                            roles[role]) or "none"))
+        if len(roles["source"]) > 1:
+            self._fail("the files hold more than one linux-source package")
+        image = roles["image"][0][1]["Package"][len("linux-image-"):].replace("-unsigned", "")
+        headers = roles["headers"][0][1]["Package"][len("linux-headers-"):]
+        if image != headers:
+            self._fail(f"the kernel image is release {image} but the headers are for "
+                       f"{headers} ({Path(roles['headers'][0][0]).name}): give the headers "
+                       "of the same build")
+        return roles
+
+    def _fail(self, message: str) -> None:
+        raise RecipeError(self.recipe.path, recipe_line(self.recipe, "kernel"), "kernel.files",
+                          message)
+
+    def kernel_packages(self) -> List[str]:
+        roles = self._files()
+        return [f for role in ("image", "headers", "other") for f, _ in roles[role]]
+
+    def source_package(self, headers: Path) -> str:
+        roles = self._files()
+        if roles["source"]:
+            return roles["source"][0][0]
+        # Not given: the suite's source package of that Linux version (a mismatch is
+        # reported by _extract_source, which then asks for the file).
+        version = roles["image"][0][1]["Version"]
+        return "linux-source-" + ".".join(version.split(".")[:2])
 
 
 def kernel_inputs(name: str, arch: str, mirror: Optional[str] = None,
@@ -415,7 +495,8 @@ class _SourceBuild(_Build):
         self.manifest(out, kb.release, host_key, kb.build_dir)
 
 
-BUILDERS = {"debian-package": _DebianPackageBuild, "debian-source": _SourceBuild}
+BUILDERS = {"debian-package": _DebianPackageBuild, "debian-files": _DebianFilesBuild,
+            "debian-source": _SourceBuild}
 
 
 def _kernel_release(pkgs: Path) -> str:
@@ -473,7 +554,8 @@ def _extract_source(pkgs: Path, dest: Path, paths: List[str], headers: Path, log
         kernel_v = kernelsource.makefile_version((common / "Makefile").read_text())
         if source_v != kernel_v:
             raise BuildError(f"source package is Linux {source_v} but the kernel package is "
-                             f"{kernel_v}: the mirror's packages are out of step")
+                             f"{kernel_v}: the mirror's packages are out of step (with candidate "
+                             "files: give the build's own linux-source .deb among them)")
 
 
 def _add_boot_modules(pkgs: Path, rootfs: Path, release: str, names: List[str]) -> None:
