@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import List
 
 from . import (bench, bisect, cache, external, hosttools, image as imagemod, klpbuild,
-               kselftest, modules, options)
+               kselftest, modules, options, report)
 from .errors import HarnessError, InputError
 from .scenario import Scenario, discover, known_upstream_failures
 from .session import Options, RunInterrupted, Session, summary
@@ -46,7 +46,7 @@ def cmd_setup(args) -> int:
     recipe = imagemod.Recipe.load(imagemod.recipe_path(args.image))
     installed = hosttools.install_missing(
         hosttools.needed_for(_arches(args), recipe.builds_kernel,
-                             klp_build=recipe.builds_kernel))
+                             klp_build=recipe.builds_kernel, tests=args.tests))
     print("host packages installed: " + (" ".join(installed) if installed else "none needed"))
     return 0
 
@@ -106,8 +106,12 @@ def cmd_run(args) -> int:
     if interrupted:
         print(f"# interrupted (Ctrl-C): a partial summary of the {len(outcomes)} scenario "
               "run(s) that began")
-    print(summary(outcomes))
+    table = summary(outcomes)
+    print(table)
     print(f"artifacts of this run: {session.options.artifacts}")
+    if outcomes:
+        page = report.write(session.options.artifacts, outcomes, table)
+        print(f"report: {page}")
     if interrupted:
         return 130
     return 1 if any(o.status == "fail" for o in outcomes) else 0
@@ -202,6 +206,8 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("setup", help="install missing host packages (apt-get; needs root)")
     _common(s)
+    s.add_argument("--tests", action="store_true",
+                   help="also what the harness's own tests need (./klp test): chromium, dpkg-deb")
     s.set_defaults(func=cmd_setup)
 
     images = sub.add_parser("images", help="image recipes and the cache").add_subparsers(

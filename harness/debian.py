@@ -6,6 +6,7 @@ host's own.
 """
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Dict, List, Sequence
@@ -16,8 +17,9 @@ from .errors import BuildError
 
 
 def extract(packages: Sequence[str], suite: str, debian_arch: str, mirror: str,
-            dest: Path, log: Path) -> None:
-    """Unpack ``packages`` (and their dependencies) of ``debian_arch`` into ``dest``."""
+            dest: Path, log: Path) -> Dict[str, str]:
+    """Unpack ``packages`` (and their dependencies) of ``debian_arch`` into ``dest``; return
+    the version of each package unpacked (name -> version), for the record of a run."""
     hosttools.require("mmdebstrap", "mmdebstrap", "to fetch Debian packages")
     progress(f"fetching {len(packages)} Debian package(s) for {debian_arch} from {suite}: "
              + ", ".join(Path(p).name if p.startswith("/") else p for p in packages))
@@ -28,6 +30,7 @@ def extract(packages: Sequence[str], suite: str, debian_arch: str, mirror: str,
     cmd = ["mmdebstrap", "--variant=extract", f"--architectures={debian_arch}",
            *(f"--include={f}" for f in files),
            *([f"--include={','.join(names)}"] if names else []),
+           "--skip=cleanup/apt/cache",   # the downloaded .debs name their versions
            base_suite(suite), str(dest), *sources(suite, mirror)]
     with open(log, "a") as out:
         out.write("$ " + " ".join(cmd) + "\n")
@@ -36,6 +39,16 @@ def extract(packages: Sequence[str], suite: str, debian_arch: str, mirror: str,
     if result.returncode != 0:
         tail = "\n".join(Path(log).read_text(errors="replace").splitlines()[-15:])
         raise BuildError(f"fetching {', '.join(packages)} ({suite}, {debian_arch})", log, tail)
+    versions = {}
+    archives = dest / "var/cache/apt/archives"
+    for deb in archives.glob("*.deb"):   # name_version_arch.deb, the epoch's colon as %3a
+        name, version, _ = deb.name.split("_")
+        versions[name] = version.replace("%3a", ":")
+    for path in files:   # local files are unpacked from where they are
+        fields = deb_fields(path)
+        versions[fields["Package"]] = fields["Version"]
+    shutil.rmtree(archives, ignore_errors=True)
+    return versions
 
 
 def from_suite(package: str, suite: str) -> str:

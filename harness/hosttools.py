@@ -43,6 +43,11 @@ KLP_BUILD: Dict[str, str] = {
 }
 
 
+# What the harness's own tests need beyond a run (./klp test): a real browser for the
+# QA report's page, dpkg-deb for candidate package files.
+TESTS: Dict[str, str] = {"chromium": "chromium", "dpkg-deb": "dpkg"}
+
+
 def compiler_for(profile: "archmod.ArchProfile") -> Tuple[str, str]:
     """The C compiler that builds kernels and modules for ``profile``, and its package."""
     cross = profile.cross_compile()
@@ -59,11 +64,11 @@ def static_libc_for(profile: "archmod.ArchProfile",
 
 
 def needed_for(arches: Iterable[str], builds_kernel: bool = False,
-               klp_build: bool = False) -> Dict[str, str]:
+               klp_build: bool = False, tests: bool = False) -> Dict[str, str]:
     """Programs (and their packages) needed to build and boot images for these arches,
     and to build the static programs run in their guests (see programs.py)."""
     needed = dict(COMMON, **(KERNEL_BUILD if builds_kernel else {}),
-                  **(KLP_BUILD if klp_build else {}))
+                  **(KLP_BUILD if klp_build else {}), **(TESTS if tests else {}))
     for name in arches:
         profile = archmod.get(name)
         needed[profile.qemu_binary] = profile.qemu_package

@@ -146,6 +146,7 @@ class Image:
     selftest_modules: Optional[Path]
     cmdline: List[str] = field(default_factory=list)
     toolchain: Optional[buildroot.Toolchain] = None   # a distribution kernel's compiler
+    packages: Dict[str, str] = field(default_factory=dict)   # its packages: name -> version
 
     @property
     def kernel(self) -> Path:
@@ -171,7 +172,8 @@ class Image:
                    make_vars=m["make_vars"],
                    selftest_modules=path / m["selftest_modules"] if m["selftest_modules"] else None,
                    cmdline=m.get("cmdline", []),
-                   toolchain=buildroot.Toolchain.from_json(m.get("toolchain")))
+                   toolchain=buildroot.Toolchain.from_json(m.get("toolchain")),
+                   packages=m.get("packages", {}))
 
 
 def input_hash(recipe: Recipe, arch: str) -> str:
@@ -269,7 +271,8 @@ class _Build:
 
     def manifest(self, out: Path, release: str, host_key: str, kbuild: Path,
                  make_vars: Optional[Dict[str, str]] = None,
-                 toolchain: Optional[dict] = None) -> None:
+                 toolchain: Optional[dict] = None,
+                 packages: Optional[Dict[str, str]] = None) -> None:
         manifest = {
             "name": self.recipe.name, "arch": self.profile.name, "kernel_release": release,
             "host_key": host_key,
@@ -278,6 +281,7 @@ class _Build:
             "make_vars": make_vars or {}, "cmdline": self.recipe.cmdline,
             "selftest_modules": f"source/{self.recipe.selftest_modules}",
             "toolchain": toolchain,   # a distribution kernel's (see buildroot.py)
+            "packages": packages or {},   # a distribution kernel's packages and versions
         }
         (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
@@ -296,8 +300,8 @@ class _DebianPackageBuild(_Build):
         log = out / "build.log"
         k = self.recipe.kernel
         pkgs, source_pkg = out / "packages", out / "source-package"
-        debian.extract(self.kernel_packages(), k["suite"], self.profile.debian_arch,
-                       self.mirror(), pkgs, log)
+        versions = debian.extract(self.kernel_packages(), k["suite"], self.profile.debian_arch,
+                                  self.mirror(), pkgs, log)
         release = _kernel_release(pkgs)
         form = kernelfile.make_bootable(_kernel_file(pkgs, release, "vmlinuz"),
                                         out / "kernel")
@@ -310,8 +314,8 @@ class _DebianPackageBuild(_Build):
         except (RecipeError, BuildError):
             shutil.rmtree(out, ignore_errors=True)    # 0.5 GB of packages, of no use now
             raise
-        debian.extract([self.source_package(kbuild)], k["suite"], self.profile.debian_arch,
-                       self.mirror(), source_pkg, log)
+        versions.update(debian.extract([self.source_package(kbuild)], k["suite"],
+                                       self.profile.debian_arch, self.mirror(), source_pkg, log))
         _extract_source(source_pkg, out / "source", self.recipe.selftest_paths, kbuild, log)
         host_key = self.initrd(out, log, lambda rootfs: _add_boot_modules(
             pkgs, rootfs, release, self.recipe.boot_modules))
@@ -320,7 +324,8 @@ class _DebianPackageBuild(_Build):
         # Modules build with the compiler that built the kernel (the headers' Makefile
         # would take plain `gcc`, whatever its version): the host's, or a build root's.
         self.manifest(out, release, host_key, kbuild, {"CC": toolchain.compiler},
-                      toolchain.to_json())
+                      toolchain.to_json(),
+                      {n: v for n, v in sorted(versions.items()) if n.startswith("linux-")})
 
     def check_host(self, image: "Image") -> None:
         self.ready(image.toolchain or self.toolchain(image.kbuild_dir))

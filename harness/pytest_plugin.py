@@ -23,7 +23,7 @@ from typing import List, Tuple
 import pytest
 
 from . import arch as archmod, cache, external, image as imagemod, klpbuild, options
-from . import pool as poolmod
+from . import pool as poolmod, report
 from .errors import HarnessError, InputError
 from .livetest import LiveTest
 from .runner import Outcome
@@ -233,6 +233,8 @@ class ScenarioItem(pytest.Item):
                                  ("klp_status", outcome.status),
                                  ("klp_seconds", f"{outcome.seconds:.1f}"),
                                  ("klp_kernel", outcome.kernel),
+                                 ("klp_message", outcome.message),
+                                 ("klp_artifacts", outcome.artifacts),
                                  ("klp_image", self.config.getoption("klp_image"))]
         if outcome.status == "skip":
             pytest.skip(outcome.message)
@@ -310,8 +312,10 @@ class _Results:
         if report.when == "call" and "klp_status" in props:
             self.outcomes.append(Outcome(props["klp_scenario"], props["klp_arch"],
                                          props["klp_status"],
+                                         props.get("klp_message", ""),
                                          seconds=float(props["klp_seconds"]),
-                                         kernel=props.get("klp_kernel", "")))
+                                         kernel=props.get("klp_kernel", ""),
+                                         artifacts=props.get("klp_artifacts", "")))
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -319,10 +323,12 @@ def pytest_terminal_summary(terminalreporter):
     outcomes = config.stash.get(_OUTCOMES, [])
     if outcomes:
         terminalreporter.write_sep("=", "klp-harness scenarios")
-        terminalreporter.write_line(summary(outcomes))
+        table = summary(outcomes)
+        terminalreporter.write_line(table)
         run_dir = Path(config.getoption("klp_artifacts")).resolve() / config.stash[_RUN_ID]
         if run_dir.is_dir():
             terminalreporter.write_line(f"artifacts of this run: {run_dir}")
+            terminalreporter.write_line(f"report: {report.write(run_dir, outcomes, table)}")
 
 
 # -- fixtures for Python tests ------------------------------------------------------------

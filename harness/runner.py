@@ -61,6 +61,7 @@ class Outcome:
     interrupted: bool = False    # Ctrl-C stopped it; its guest's shell may still be busy
     steps: List[str] = field(default_factory=list)   # "step N, kind (file:line): 1.2s"
     cause: str = ""              # "livepatch build": klp-build made no livepatch of its patches
+    artifacts: str = ""          # where a failure's artifacts were kept
 
 
 def prepare(guest: Guest, programs: Optional[Dict[str, Path]] = None) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 from . import (accel, arch as archmod, cache, image as imagemod, klpbuild, kselftest, livepatch,
-               pool as poolmod, programs, runner, shadow)
+               pool as poolmod, programs, report, runner, shadow)
 from .errors import BootError, BuildError, HarnessError, ScenarioError
 from .guest import Guest
 from .machine import Machine, MachineConfig
@@ -162,6 +162,7 @@ class Session:
                 counter_module, unavailable = None, f"the shadow counter does not build: {e}"
             self._arches[arch] = ArchState(profile, image, catalog, helpers, chosen,
                                            counter_module, unavailable)
+            report.record_image(self.options.artifacts, image)
         return self._arches[arch]
 
     def machine(self, arch: str, slot: int = 0) -> Machine:
@@ -430,6 +431,7 @@ class Session:
                 break
             target = target.with_name(f"{_safe(name)}[{arch}]-{n}")
         target.mkdir(parents=True)
+        outcome.artifacts = str(target)
         (target / "failure.txt").write_text(
             f"kernel {outcome.kernel or '(none)'}, image {self.options.image}"
             + (f" built from the tree {self.options.kernel_tree}" if self.options.kernel_tree

@@ -81,17 +81,34 @@ def _package_build(name):
 
 
 def test_distribution_headers_name_the_compiler_modules_are_built_with(tmp_path):
-    assert _package_build("debian-bookworm").module_compiler(_headers(tmp_path, "gcc")) == "gcc"
+    headers = _headers(tmp_path, "gcc")
+    (tmp_path / "linux-kbuild-6.99").mkdir()
+    (headers / "scripts").symlink_to("../linux-kbuild-6.99/scripts")
+    toolchain = _package_build("debian-bookworm").toolchain(headers)
+    assert toolchain.compiler == "gcc" and toolchain.on_host()
+    # what a build root of the kernel's release would hold: its compiler and kbuild programs
+    assert toolchain.suite == "bookworm" and toolchain.debian_arch == "amd64"
+    assert toolchain.packages == ("gcc", "make", "libc6-dev", "linux-kbuild-6.99")
 
 
-def test_headers_whose_compiler_is_missing_are_refused_naming_it(tmp_path):
+def test_a_missing_compiler_is_had_from_a_build_root_of_the_kernels_release(tmp_path):
+    toolchain = _package_build("debian-trixie").toolchain(
+        _headers(tmp_path, "x86_64-linux-gnu-gcc-99"))
+    assert not toolchain.on_host() and toolchain.packages[0] == "gcc-99"
+    assert toolchain.cannot_make_root() == ""   # an amd64 build root runs on this amd64 host
+
+
+def test_headers_whose_compiler_no_build_root_can_give_are_refused_naming_it(tmp_path,
+                                                                             monkeypatch):
+    monkeypatch.setattr(image.debian, "host_arch", lambda: "arm64")   # emulation needed
+    build = _package_build("debian-trixie")
     with pytest.raises(RecipeError) as info:
-        _package_build("debian-trixie").module_compiler(
-            _headers(tmp_path, "x86_64-linux-gnu-gcc-99"))
+        build.ready(build.toolchain(_headers(tmp_path, "x86_64-linux-gnu-gcc-99")))
     text = str(info.value)
     assert "debian-trixie.yaml:" in text and ": kernel:" in text
-    assert "build modules with x86_64-linux-gnu-gcc-99, the compiler that built this kernel " \
-        "(version (Debian 99.1.0-1) 99.1.0)" in text
+    assert "build modules with x86_64-linux-gnu-gcc-99, the compiler that built this kernel; " \
+        "this host has no x86_64-linux-gnu-gcc-99, and a build root of trixie for amd64 " \
+        "would need emulation on this arm64 host" in text
     assert "install the Debian package gcc-99" in text
     assert "this host's apt sources do not offer gcc-99" in text
 

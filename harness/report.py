@@ -1,0 +1,154 @@
+"""A run's report, for a QA team to file: written into the run's artifacts directory.
+
+Beside the run's ``failed/`` artifacts and ``machines/`` consoles, it holds:
+
+- ``summary.txt``: the summary table the run printed;
+- ``junit.xml``: one test case per scenario and architecture (JUnit XML, as CI tools read);
+- ``versions.json``: the harness version, and per architecture the image, its kernel
+  release and its packages with their versions (what each guest recorded when its image
+  was ready, ``images/<arch>.json``);
+- ``report.html``: one self-contained page (no scripts, no outside files but the
+  artifacts it links to): the scenario x architecture matrix coloured by result, with
+  times, each failure linking to its artifacts.
+
+The same for ``klp-harness run`` and for pytest (the controller writes it, from the
+outcomes its workers reported).
+"""
+from __future__ import annotations
+
+import html
+import json
+import subprocess
+import xml.etree.ElementTree as ET
+from importlib import metadata
+from pathlib import Path
+from typing import Dict, List
+
+from .image import PROJECT, Image
+from .runner import Outcome
+
+COLOURS = {"pass": "#b7e1b0", "fail": "#f4a6a6", "skip": "#e0e0e0", "xfail": "#f6d89a"}
+LABELS = {"pass": "passed", "fail": "failed", "skip": "skipped",
+          "xfail": "expected failure (known kernel failure, or negative control caught)"}
+
+
+def record_image(run_dir: Path, image: Image) -> None:
+    """What an arch's guest runs, for the report: written when its image is ready."""
+    target = run_dir / "images" / f"{image.arch}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps({
+        "image": image.name, "arch": image.arch, "kernel_release": image.kernel_release,
+        "packages": image.packages, "image_dir": str(image.dir)}, indent=2) + "\n")
+
+
+def harness_version() -> str:
+    """The package version, and the commit it was run from when it runs from a checkout."""
+    try:
+        version = metadata.version("klp-harness")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    try:
+        commit = subprocess.run(["git", "-C", str(PROJECT), "describe", "--always", "--dirty"],
+                                capture_output=True, text=True, check=False).stdout.strip()
+    except OSError:
+        commit = ""
+    return f"{version} ({commit})" if commit else version
+
+
+def write(run_dir: Path, outcomes: List[Outcome], summary_text: str) -> Path:
+    """Write the report files into ``run_dir``; return the HTML page's path."""
+    images = {}
+    for path in sorted((run_dir / "images").glob("*.json")):
+        d = json.loads(path.read_text())
+        images[d["arch"]] = d
+    versions = {"harness": harness_version(), "images": images}
+    (run_dir / "summary.txt").write_text(summary_text + "\n")
+    (run_dir / "versions.json").write_text(json.dumps(versions, indent=2) + "\n")
+    _junit(run_dir / "junit.xml", outcomes)
+    page = run_dir / "report.html"
+    page.write_text(_html(run_dir, outcomes, versions))
+    return page
+
+
+def _junit(path: Path, outcomes: List[Outcome]) -> None:
+    suite = ET.Element("testsuite", name="klp-harness", tests=str(len(outcomes)),
+                       failures=str(sum(o.status == "fail" for o in outcomes)),
+                       skipped=str(sum(o.status in ("skip", "xfail") for o in outcomes)),
+                       time=f"{sum(o.seconds for o in outcomes):.1f}")
+    for o in outcomes:
+        case = ET.SubElement(suite, "testcase", classname=o.scenario, name=f"{o.scenario}[{o.arch}]",
+                             time=f"{o.seconds:.1f}")
+        if o.status == "fail":
+            ET.SubElement(case, "failure", message=o.message.splitlines()[0] if o.message
+                          else "failed").text = o.message
+        elif o.status in ("skip", "xfail"):
+            ET.SubElement(case, "skipped", type=o.status,
+                          message=(o.message.splitlines() or [""])[0])
+    ET.ElementTree(suite).write(path, encoding="unicode", xml_declaration=True)
+
+
+def _html(run_dir: Path, outcomes: List[Outcome], versions: dict) -> str:
+    arches = list(dict.fromkeys(o.arch for o in outcomes))
+    rows: Dict[str, Dict[str, List[Outcome]]] = {}
+    for o in outcomes:   # a scenario run twice (--repeat, a pool) keeps both runs
+        rows.setdefault(o.scenario, {}).setdefault(o.arch, []).append(o)
+    counts = {s: sum(o.status == s for o in outcomes) for s in COLOURS}
+    e = html.escape
+
+    def cell(scenario: str, arch: str) -> str:
+        runs = rows[scenario].get(arch, [])
+        if not runs:
+            return '<td class="none">-</td>'
+        status = "fail" if any(o.status == "fail" for o in runs) else runs[0].status
+        parts = []
+        for o in runs:
+            text = f"{o.status} {o.seconds:.1f}s"
+            if o.artifacts:
+                rel = Path(o.artifacts).resolve().relative_to(run_dir.resolve()) \
+                    if Path(o.artifacts).resolve().is_relative_to(run_dir.resolve()) \
+                    else Path(o.artifacts)
+                links = " ".join(f'<a href="{e(str(rel / f.name))}">{e(f.stem)}</a>'
+                                 for f in sorted(Path(o.artifacts).iterdir()) if f.is_file())
+                text = (f'<a class="result" href="{e(str(rel))}/">{e(text)}</a>'
+                        f'<div class="files">{links}</div>')
+            else:
+                text = f'<span class="result">{e(text)}</span>'
+            title = e(o.message.splitlines()[0]) if o.message else ""
+            parts.append(f'<div title="{title}">{text}</div>')
+        return (f'<td class="{status}" data-arch="{e(arch)}" data-status="{status}">'
+                + "".join(parts) + "</td>")
+
+    image_rows = "".join(
+        f"<tr><th>{e(a)}</th><td>{e(d['image'])}</td><td>{e(d['kernel_release'])}</td>"
+        f"<td>{e(', '.join(f'{n} {v}' for n, v in d['packages'].items()) or '(built from source)')}"
+        "</td></tr>" for a, d in versions["images"].items())
+    matrix = "".join(
+        f'<tr data-scenario="{e(s)}"><th class="scenario">{e(s)}</th>'
+        + "".join(cell(s, a) for a in arches) + "</tr>" for s in rows)
+    legend = " ".join(f'<span class="{s}">{e(LABELS[s])}: {counts[s]}</span>' for s in COLOURS)
+    style = "".join(f"td.{s}, span.{s} {{ background: {c}; }}\n" for s, c in COLOURS.items())
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>klp-harness report: {e(run_dir.name)}</title>
+<style>
+body {{ font-family: sans-serif; margin: 1.5em; }}
+table {{ border-collapse: collapse; }}
+td, th {{ border: 1px solid #999; padding: 0.25em 0.5em; vertical-align: top; }}
+th.scenario {{ text-align: left; font-weight: normal; font-family: monospace; }}
+.files {{ font-size: 80%; }}
+.legend span {{ padding: 0.1em 0.4em; margin-right: 0.5em; }}
+{style}</style></head>
+<body>
+<h1>klp-harness report</h1>
+<p>Run <code>{e(run_dir.name)}</code>, harness {e(versions['harness'])}.</p>
+<table id="images"><tr><th>arch</th><th>image</th><th>kernel</th><th>packages</th></tr>
+{image_rows}</table>
+<p class="legend">{legend}</p>
+<table id="matrix">
+<tr><th>scenario</th>{"".join(f'<th class="arch">{e(a)}</th>' for a in arches)}</tr>
+{matrix}
+</table>
+<p>Also here: <a href="summary.txt">summary.txt</a>, <a href="junit.xml">junit.xml</a>,
+<a href="versions.json">versions.json</a>, the consoles under <a href="machines/">machines/</a>.</p>
+</body></html>
+"""

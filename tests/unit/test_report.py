@@ -1,0 +1,82 @@
+"""The QA report's files, from outcomes (pure logic; tests/integration/test_distribution_qa.py
+opens a real run's page in a real browser)."""
+import json
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+
+from harness import report
+from harness.runner import Outcome
+
+
+class Matrix(HTMLParser):
+    """The page's matrix: {(scenario, arch): (status, text)}, and the links of each cell."""
+
+    def __init__(self):
+        super().__init__()
+        self.cells, self.links, self._row, self._cell, self._arches = {}, {}, None, None, []
+        self._in_arch = False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "tr" and "data-scenario" in a:
+            self._row = a["data-scenario"]
+        elif tag == "th" and a.get("class") == "arch":
+            self._in_arch = True
+        elif tag == "td" and self._row and "data-status" in a:
+            self._cell = (self._row, a["data-arch"])
+            self.cells[self._cell] = (a["data-status"], "")
+        elif tag == "a" and self._cell:
+            self.links.setdefault(self._cell, []).append(a["href"])
+
+    def handle_endtag(self, tag):
+        if tag == "td":
+            self._cell = None
+        if tag == "th":
+            self._in_arch = False
+
+    def handle_data(self, data):
+        if self._in_arch:
+            self._arches.append(data)
+        elif self._cell:
+            status, text = self.cells[self._cell]
+            self.cells[self._cell] = (status, text + data)
+
+
+def test_a_report_holds_the_matrix_junit_versions_and_links_to_failures(tmp_path):
+    run = tmp_path / "run-1"
+    failed = run / "failed" / "a[x86_64]"
+    failed.mkdir(parents=True)
+    (failed / "console.log").write_text("boot\n")
+    (failed / "failure.txt").write_text("why\n")
+    (run / "images").mkdir()
+    (run / "images" / "x86_64.json").write_text(json.dumps({
+        "image": "debian-bookworm", "arch": "x86_64", "kernel_release": "6.1.0-50-amd64",
+        "packages": {"linux-image-6.1.0-50-amd64": "6.1.176-1"}, "image_dir": "/x"}))
+    outcomes = [Outcome("a", "x86_64", "fail", "step 1 <run>: exit 1", 1.5,
+                        artifacts=str(failed)),
+                Outcome("a", "s390x", "pass", seconds=2.0),
+                Outcome("b", "x86_64", "skip", "no kprobes & no luck", 0.0),
+                Outcome("b", "s390x", "xfail", "negative control caught", 3.0)]
+    page = report.write(run, outcomes, "the table")
+
+    assert (run / "summary.txt").read_text() == "the table\n"
+    versions = json.loads((run / "versions.json").read_text())
+    assert versions["harness"].startswith("0.1.0")
+    assert versions["images"]["x86_64"]["packages"] == {"linux-image-6.1.0-50-amd64": "6.1.176-1"}
+    cases = {c.get("name"): c for c in ET.parse(run / "junit.xml").iter("testcase")}
+    assert set(cases) == {"a[x86_64]", "a[s390x]", "b[x86_64]", "b[s390x]"}
+    assert cases["a[x86_64]"].find("failure").get("message") == "step 1 <run>: exit 1"
+    assert cases["b[x86_64]"].find("skipped").get("message") == "no kprobes & no luck"
+    assert list(cases["a[s390x]"]) == []
+
+    m = Matrix()
+    m.feed(page.read_text())
+    assert m._arches == ["x86_64", "s390x"]
+    assert m.cells == {("a", "x86_64"): ("fail", "fail 1.5sconsole failure"),
+                       ("a", "s390x"): ("pass", "pass 2.0s"),
+                       ("b", "x86_64"): ("skip", "skip 0.0s"),
+                       ("b", "s390x"): ("xfail", "xfail 3.0s")}
+    # the failure links to its artifacts, relative to the page: the directory stays movable
+    assert m.links[("a", "x86_64")] == ["failed/a[x86_64]/", "failed/a[x86_64]/console.log",
+                                        "failed/a[x86_64]/failure.txt"]
+    assert "6.1.176-1" in page.read_text() and "&lt;run&gt;" in page.read_text()
