@@ -14,6 +14,7 @@ config symbols survive, and the part it would do for us is the two make calls be
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import subprocess
@@ -21,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from . import arch as archmod
 from . import cache, hosttools, kconfig
@@ -175,22 +176,32 @@ def _errors(log: Path, limit: int = 40) -> str:
 
 
 class _Progress:
-    """Counts Kbuild's ' CC  file' lines; prints one line every PROGRESS_EVERY seconds,
-    with a percentage when a previous build of this build dir said how many there are."""
+    """Counts Kbuild's ' CC  file' lines; prints one line every PROGRESS_EVERY seconds: the
+    fraction done and an estimate of the time left when an earlier build of the same
+    configuration (the same kernel, arch and .config, in any build dir) said how many
+    steps there are; else that this is the first."""
 
     def __init__(self, what: str, build_dir: Path):
         self.what, self.count, self.last = what, 0, ""
-        self.total_file = build_dir / "klp-harness-steps"
-        try:
-            self.total = int(self.total_file.read_text())
-        except (OSError, ValueError):
-            self.total = 0
+        config = build_dir / ".config"
+        self.key = (cache.InputHash("steps").text("what", what)
+                    .file("config", config).hexdigest() if config.exists() else "")
+        self.totals = cache.root() / "kernel-build-steps.json"
+        self.total = self._known().get(self.key, 0)
+        self.full = not (build_dir / "vmlinux").exists()   # a rebuild counts only its few
         self.started = time.monotonic()
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._report, daemon=True)
 
+    def _known(self) -> Dict[str, int]:
+        try:
+            return json.loads(self.totals.read_text())
+        except (OSError, ValueError):
+            return {}
+
     def start(self) -> None:
-        cache.progress(f"{self.what}: started")
+        cache.progress(f"{self.what}: started" + ("" if self.total else
+                       " (the first build of this configuration: no total known yet)"))
         self._thread.start()
 
     def line(self, line: str) -> None:
@@ -199,15 +210,26 @@ class _Progress:
             self.count += 1
             self.last = m.group(2)
 
+    def status(self, elapsed: float) -> str:
+        if not self.total:
+            return f"{self.count} steps, {elapsed:.0f}s (first build: no total known)"
+        done = min(self.count, self.total)
+        text = f"{self.count} of ~{self.total} steps ({100 * done // self.total}%), {elapsed:.0f}s"
+        if done:   # at the pace so far
+            text += f", about {elapsed * (self.total - done) / done:.0f}s left"
+        return text
+
     def _report(self) -> None:
         while not self._done.wait(PROGRESS_EVERY):
-            share = f" of ~{self.total}" if self.total else ""
-            cache.progress(f"{self.what}: {self.count}{share} steps, "
-                           f"{time.monotonic() - self.started:.0f}s, at {self.last}")
+            cache.progress(f"{self.what}: {self.status(time.monotonic() - self.started)}, "
+                           f"at {self.last}")
 
     def stop(self, ok: bool) -> None:
         self._done.set()
-        if ok and self.count > self.total:
-            self.total_file.write_text(str(self.count))
+        if ok and self.key and self.full:
+            with cache.locked(self.totals.with_name(".kernel-build-steps.lock")):
+                known = self._known()
+                known[self.key] = self.count
+                cache.write_whole(self.totals, json.dumps(known, indent=1) + "\n")
         cache.progress(f"{self.what}: {'done' if ok else 'FAILED'} after "
                        f"{time.monotonic() - self.started:.0f}s ({self.count} steps)")

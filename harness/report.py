@@ -17,6 +17,7 @@ outcomes its workers reported).
 from __future__ import annotations
 
 import html
+from html.parser import HTMLParser
 import json
 import subprocess
 import xml.etree.ElementTree as ET
@@ -152,3 +153,42 @@ th.scenario {{ text-align: left; font-weight: normal; font-family: monospace; }}
 <a href="versions.json">versions.json</a>, the consoles under <a href="machines/">machines/</a>.</p>
 </body></html>
 """
+
+
+class MatrixReader(HTMLParser):
+    """The matrix of a report page read back (from the file, or from a browser's DOM):
+    ``arches`` in column order, ``cells`` {(scenario, arch): (status, text)} and ``links``
+    {(scenario, arch): [href, ...]}."""
+
+    def __init__(self):
+        super().__init__()
+        self.arches: List[str] = []
+        self.cells: Dict[tuple, tuple] = {}
+        self.links: Dict[tuple, List[str]] = {}
+        self._row = self._cell = None
+        self._in_arch = False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "tr" and "data-scenario" in a:
+            self._row = a["data-scenario"]
+        elif tag == "th" and a.get("class") == "arch":
+            self._in_arch = True
+        elif tag == "td" and self._row and "data-status" in a:
+            self._cell = (self._row, a["data-arch"])
+            self.cells[self._cell] = (a["data-status"], "")
+        elif tag == "a" and self._cell:
+            self.links.setdefault(self._cell, []).append(a["href"])
+
+    def handle_endtag(self, tag):
+        if tag == "td":
+            self._cell = None
+        elif tag == "th":
+            self._in_arch = False
+
+    def handle_data(self, data):
+        if self._in_arch:
+            self.arches.append(data)
+        elif self._cell:
+            status, text = self.cells[self._cell]
+            self.cells[self._cell] = (status, text + data)

@@ -2,44 +2,9 @@
 opens a real run's page in a real browser)."""
 import json
 import xml.etree.ElementTree as ET
-from html.parser import HTMLParser
 
 from harness import report
 from harness.runner import Outcome
-
-
-class Matrix(HTMLParser):
-    """The page's matrix: {(scenario, arch): (status, text)}, and the links of each cell."""
-
-    def __init__(self):
-        super().__init__()
-        self.cells, self.links, self._row, self._cell, self._arches = {}, {}, None, None, []
-        self._in_arch = False
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if tag == "tr" and "data-scenario" in a:
-            self._row = a["data-scenario"]
-        elif tag == "th" and a.get("class") == "arch":
-            self._in_arch = True
-        elif tag == "td" and self._row and "data-status" in a:
-            self._cell = (self._row, a["data-arch"])
-            self.cells[self._cell] = (a["data-status"], "")
-        elif tag == "a" and self._cell:
-            self.links.setdefault(self._cell, []).append(a["href"])
-
-    def handle_endtag(self, tag):
-        if tag == "td":
-            self._cell = None
-        if tag == "th":
-            self._in_arch = False
-
-    def handle_data(self, data):
-        if self._in_arch:
-            self._arches.append(data)
-        elif self._cell:
-            status, text = self.cells[self._cell]
-            self.cells[self._cell] = (status, text + data)
 
 
 def test_a_report_holds_the_matrix_junit_versions_and_links_to_failures(tmp_path):
@@ -69,9 +34,9 @@ def test_a_report_holds_the_matrix_junit_versions_and_links_to_failures(tmp_path
     assert cases["b[x86_64]"].find("skipped").get("message") == "no kprobes & no luck"
     assert list(cases["a[s390x]"]) == []
 
-    m = Matrix()
+    m = report.MatrixReader()
     m.feed(page.read_text())
-    assert m._arches == ["x86_64", "s390x"]
+    assert m.arches == ["x86_64", "s390x"]
     assert m.cells == {("a", "x86_64"): ("fail", "fail 1.5sconsole failure"),
                        ("a", "s390x"): ("pass", "pass 2.0s"),
                        ("b", "x86_64"): ("skip", "skip 0.0s"),
