@@ -88,7 +88,7 @@ def cmd_run(args) -> int:
                   external.write_livepatch_checks(scenarios, Path(args.artifacts))]
     session = Session(_options(args))
 
-    def report(outcome) -> None:
+    def show(outcome) -> None:
         print(f"{outcome.status.upper():4} {outcome.scenario}[{outcome.arch}] "
               f"({outcome.seconds:.1f}s)" + (f"\n{outcome.message}" if outcome.message and
                                             outcome.status != "pass" else ""), flush=True)
@@ -96,7 +96,7 @@ def cmd_run(args) -> int:
     started = time.monotonic()
     interrupted = False
     try:
-        outcomes = session.run_all(scenarios, arches, parallel=not args.serial, report=report)
+        outcomes = session.run_all(scenarios, arches, parallel=not args.serial, report=show)
     except RunInterrupted as e:   # Ctrl-C: what ran so far, then exit 130
         outcomes, interrupted = e.outcomes, True
     finally:

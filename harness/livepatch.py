@@ -146,12 +146,14 @@ def modes(guest: Guest, paths: List[str]) -> Dict[str, str]:
 
 
 def load(guest: Guest, module_path: str, params: Dict[str, str] = None, check: bool = True,
-         kmod: bool = False):
+         kmod: bool = False, timeout: Optional[float] = None):
     """insmod a module already pushed to the guest; returns the Result. ``kmod``: with
-    kmod's insmod, for its wording of errors."""
+    kmod's insmod, for its wording of errors; ``timeout``: the step's, else the default."""
     args = " ".join(f"{k}={shlex.quote(str(v))}" for k, v in (params or {}).items())
-    return guest.run(f"{KMOD_INSMOD if kmod else INSMOD} {shlex.quote(module_path)} {args}".strip(),
-                     check=check)
+    command = f"{KMOD_INSMOD if kmod else INSMOD} {shlex.quote(module_path)} {args}".strip()
+    if timeout is None:
+        return guest.run(command, check=check)
+    return guest.run(command, check=check, timeout=timeout)
 
 
 def set_enabled(guest: Guest, patch: str, enabled: bool, check: bool = True):

@@ -232,7 +232,9 @@ class Runner:
         words = " ".join(f"{k}={v}" for k, v in params.items())
         self._log(f"% insmod {remote} {words}".rstrip())
         self.guest.run(f"cd {WORKDIR}")
-        result = livepatch.load(self.guest, remote, params, check=False, kmod=error is not None)
+        # insmod's own time: a command's 60 s, or more if the step gives more
+        result = livepatch.load(self.guest, remote, params, check=False, kmod=error is not None,
+                                timeout=max(self._timeout, 60.0))
         if error is not None:
             if result.ok:
                 self._loaded.append(module)
