@@ -114,8 +114,10 @@ def _html(run_dir: Path, outcomes: List[Outcome], versions: dict) -> str:
                         f'<div class="files">{links}</div>')
             else:
                 text = f'<span class="result">{e(text)}</span>'
-            title = e(o.message.splitlines()[0]) if o.message else ""
-            parts.append(f'<div title="{title}">{text}</div>')
+            why = o.message.splitlines()[0] if o.message and o.status != "pass" else ""
+            if why:   # a failure's or a skip's reason, its first line
+                text += f'<div class="why">{e(why[:160] + ("..." if len(why) > 160 else ""))}</div>'
+            parts.append(f'<div title="{e(why)}">{text}</div>')
         return (f'<td class="{status}" data-arch="{e(arch)}" data-status="{status}">'
                 + "".join(parts) + "</td>")
 
@@ -136,7 +138,8 @@ body {{ font-family: sans-serif; margin: 1.5em; }}
 table {{ border-collapse: collapse; }}
 td, th {{ border: 1px solid #999; padding: 0.25em 0.5em; vertical-align: top; }}
 th.scenario {{ text-align: left; font-weight: normal; font-family: monospace; }}
-.files {{ font-size: 80%; }}
+.files, .why {{ font-size: 80%; }}
+.why {{ color: #333; max-width: 40em; }}
 .legend span {{ padding: 0.1em 0.4em; margin-right: 0.5em; }}
 {style}</style></head>
 <body>

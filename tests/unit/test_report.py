@@ -37,10 +37,10 @@ def test_a_report_holds_the_matrix_junit_versions_and_links_to_failures(tmp_path
     m = report.MatrixReader()
     m.feed(page.read_text())
     assert m.arches == ["x86_64", "s390x"]
-    assert m.cells == {("a", "x86_64"): ("fail", "fail 1.5sconsole failure"),
+    assert m.cells == {("a", "x86_64"): ("fail", "fail 1.5sconsole failurestep 1 <run>: exit 1"),
                        ("a", "s390x"): ("pass", "pass 2.0s"),
-                       ("b", "x86_64"): ("skip", "skip 0.0s"),
-                       ("b", "s390x"): ("xfail", "xfail 3.0s")}
+                       ("b", "x86_64"): ("skip", "skip 0.0sno kprobes & no luck"),
+                       ("b", "s390x"): ("xfail", "xfail 3.0snegative control caught")}
     # the failure links to its artifacts, relative to the page: the directory stays movable
     assert m.links[("a", "x86_64")] == ["failed/a[x86_64]/", "failed/a[x86_64]/console.log",
                                         "failed/a[x86_64]/failure.txt"]
