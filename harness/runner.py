@@ -25,6 +25,8 @@ from .modules import ModuleCatalog
 from .scenario import (DEFAULT_LOG_IGNORE, LogExpectation, Scenario, Step, load_error_text,
                        substitute)
 
+# Clean-up notes that leave the guest unlike a fresh one (see livepatch.cleanup).
+UNCLEAN_NOTES = ("could not unload", "forced ", "still present")
 STEP_TIMEOUT = 30.0   # seconds for a wait, at x86_64 TCG speed; scaled per machine
 SPLAT = re.compile(r"^(WARNING:|BUG:|kernel BUG|Oops|general protection fault|Call Trace:|"
                    r"UBSAN:|KASAN:|(possible|inconsistent) .*lock|INFO: task .* blocked)")
@@ -62,6 +64,7 @@ class Outcome:
     steps: List[str] = field(default_factory=list)   # "step N, kind (file:line): 1.2s"
     cause: str = ""              # "livepatch build": klp-build made no livepatch of its patches
     artifacts: str = ""          # where a failure's artifacts were kept
+    unclean: str = ""            # what the clean-up could not undo: the guest is replaced
 
 
 def prepare(guest: Guest, programs: Optional[Dict[str, Path]] = None) -> None:
@@ -208,6 +211,10 @@ class Runner:
             if outcome.status == "fail":
                 outcome.sysfs = livepatch.snapshot(self.guest)
             outcome.cleanup = self._cleanup()
+            # A forced patch's module can never be unloaded (the kernel keeps its
+            # reference): the next scenario must not meet it, so the guest is replaced.
+            outcome.unclean = "; ".join(c for c in outcome.cleanup
+                                        if c.startswith(UNCLEAN_NOTES))
             if outcome.status != "skip":
                 self._leak_check(shadow_baseline, outcome)
         except HarnessError:

@@ -264,6 +264,11 @@ class Session:
             st.slot(slot).machine = None
         if outcome.status in ("fail", "xfail"):
             self.save_artifacts(scenario.id, arch, outcome, machine, first_command)
+        if outcome.unclean and not outcome.interrupted:
+            log(f"{arch}: the guest keeps what {scenario.id} left ({outcome.unclean}); the "
+                "next test boots a fresh one")
+            machine.shutdown()
+            st.slot(slot).machine = None
         if outcome.interrupted:
             raise ScenarioInterrupted(outcome)
         return outcome

@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * klp_chain - a target module that makes livepatching's consistency model observable.
+ *
+ * /sys/kernel/klp_chain/:
+ *   call       write N: call klp_chain_outer() N times in the writing task
+ *   hold       write "interruptible" or "uninterruptible": the tasks that enter
+ *              klp_chain_outer() from then on sleep in it (through klp_chain_hold())
+ *              until "release"; "kthread" starts a kernel thread that enters it and sleeps
+ *              interruptibly; "release" wakes them all and ends the hold
+ *   held       how many tasks sleep in klp_chain_outer() now, and their pids
+ *   calls      calls made through the chain
+ *   mixed      0, or the count of mixed calls with the first one: task, and which
+ *              version of klp_chain_outer() and of klp_chain_inner() it ran
+ *   reset      write anything: calls and mixed back to 0
+ *
+ * An interruptible hold sleeps once: any wake-up (a signal, the fake signal livepatch
+ * sends to a stalled transition's tasks, a kthread's wake-up) ends it, as a sleep that
+ * waits for an event and then lets its caller go on would. The kthread then waits for
+ * "release" outside klp_chain_outer().
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/atomic.h>
+#include <linux/kobject.h>
+#include <linux/kthread.h>
+#include <linux/module.h>
+#include <linux/sched.h>
+#include <linux/sched/signal.h>
+#include <linux/spinlock.h>
+#include <linux/string.h>
+#include <linux/sysfs.h>
+#include <linux/wait.h>
+#include "klp_chain.h"
+
+#define MAX_HELD 16
+
+enum hold { HOLD_NONE, HOLD_INTERRUPTIBLE, HOLD_UNINTERRUPTIBLE };
+
+static enum hold hold_mode;
+static unsigned long hold_generation;	/* "release" ends every hold begun before it */
+static DECLARE_WAIT_QUEUE_HEAD(hold_wq);
+static DEFINE_SPINLOCK(lock);
+static pid_t held[MAX_HELD];
+static atomic_long_t calls, mixed;
+static char first_mixed[160];
+static struct task_struct *kthread;
+static struct kobject *dir;
+
+static void held_add(pid_t pid, int add)
+{
+	int i;
+
+	spin_lock(&lock);
+	for (i = 0; i < MAX_HELD; i++) {
+		if (add && !held[i]) {
+			held[i] = pid;
+			break;
+		}
+		if (!add && held[i] == pid) {
+			held[i] = 0;
+			break;
+		}
+	}
+	spin_unlock(&lock);
+}
+
+static bool released(unsigned long generation)
+{
+	return READ_ONCE(hold_generation) != generation;
+}
+
+void klp_chain_hold(void)
+{
+	unsigned long generation = READ_ONCE(hold_generation);
+	enum hold mode = READ_ONCE(hold_mode);
+
+	if (mode == HOLD_NONE)
+		return;
+	held_add(current->pid, 1);
+	if (mode == HOLD_UNINTERRUPTIBLE) {
+		wait_event(hold_wq, released(generation));
+	} else {	/* one sleep: any wake-up ends it */
+		DEFINE_WAIT(wait);
+
+		prepare_to_wait(&hold_wq, &wait, TASK_INTERRUPTIBLE);
+		if (!released(generation) && !signal_pending(current))
+			schedule();
+		finish_wait(&hold_wq, &wait);
+	}
+	held_add(current->pid, 0);
+}
+EXPORT_SYMBOL_GPL(klp_chain_hold);
+
+void klp_chain_record(int outer_version, int inner_version, int token)
+{
+	atomic_long_inc(&calls);
+	if (token == inner_version)
+		return;
+	if (atomic_long_inc_return(&mixed) == 1) {
+		spin_lock(&lock);
+		snprintf(first_mixed, sizeof(first_mixed),
+			 "pid %d (%s) ran klp_chain_outer version %d, then klp_chain_inner "
+			 "version %d", current->pid, current->comm, outer_version, inner_version);
+		spin_unlock(&lock);
+	}
+	pr_info("mixed call: pid %d (%s): klp_chain_outer version %d, klp_chain_inner version %d\n",
+		current->pid, current->comm, outer_version, inner_version);
+}
+EXPORT_SYMBOL_GPL(klp_chain_record);
+
+/* Replaced by the livepatches: noinline keeps them functions of their own. */
+noinline int klp_chain_inner(int token)
+{
+	klp_chain_record(token, CHAIN_TOKEN_OLD, token);
+	return token;
+}
+EXPORT_SYMBOL_GPL(klp_chain_inner);
+
+noinline int klp_chain_outer(void)
+{
+	klp_chain_hold();
+	return klp_chain_inner(CHAIN_TOKEN_OLD);
+}
+
+static int kthread_fn(void *unused)
+{
+	unsigned long generation = READ_ONCE(hold_generation);
+
+	klp_chain_outer();
+	/* Woken (or released): wait for the release out of the chain, then end. */
+	wait_event_interruptible(hold_wq, released(generation) || kthread_should_stop());
+	while (!kthread_should_stop()) {
+		set_current_state(TASK_INTERRUPTIBLE);
+		if (!kthread_should_stop())
+			schedule();
+		__set_current_state(TASK_RUNNING);
+	}
+	return 0;
+}
+
+static void stop_kthread(void)
+{
+	if (kthread) {
+		kthread_stop(kthread);
+		put_task_struct(kthread);
+		kthread = NULL;
+	}
+}
+
+static ssize_t call_store(struct kobject *k, struct kobj_attribute *a, const char *buf,
+			  size_t count)
+{
+	unsigned int n, i;
+	int err = kstrtouint(buf, 0, &n);
+
+	if (err)
+		return err;
+	for (i = 0; i < n; i++)
+		klp_chain_outer();
+	return count;
+}
+
+static ssize_t hold_store(struct kobject *k, struct kobj_attribute *a, const char *buf,
+			  size_t count)
+{
+	if (sysfs_streq(buf, "interruptible")) {
+		WRITE_ONCE(hold_mode, HOLD_INTERRUPTIBLE);
+	} else if (sysfs_streq(buf, "uninterruptible")) {
+		WRITE_ONCE(hold_mode, HOLD_UNINTERRUPTIBLE);
+	} else if (sysfs_streq(buf, "kthread")) {
+		struct task_struct *t;
+
+		if (kthread)
+			return -EBUSY;
+		WRITE_ONCE(hold_mode, HOLD_INTERRUPTIBLE);
+		t = kthread_run(kthread_fn, NULL, "klp_chain_kthread");
+		if (IS_ERR(t))
+			return PTR_ERR(t);
+		get_task_struct(t);
+		kthread = t;
+	} else if (sysfs_streq(buf, "release")) {
+		WRITE_ONCE(hold_mode, HOLD_NONE);
+		WRITE_ONCE(hold_generation, hold_generation + 1);
+		wake_up_all(&hold_wq);
+	} else {
+		return -EINVAL;
+	}
+	return count;
+}
+
+static ssize_t hold_show(struct kobject *k, struct kobj_attribute *a, char *buf)
+{
+	static const char *const names[] = { "none", "interruptible", "uninterruptible" };
+
+	return sysfs_emit(buf, "%s\n", names[READ_ONCE(hold_mode)]);
+}
+
+static ssize_t held_show(struct kobject *k, struct kobj_attribute *a, char *buf)
+{
+	int i, n = 0, len;
+	char pids[MAX_HELD * 12] = "";
+
+	spin_lock(&lock);
+	for (i = 0, len = 0; i < MAX_HELD; i++) {
+		if (held[i]) {
+			n++;
+			len += scnprintf(pids + len, sizeof(pids) - len, " %d", held[i]);
+		}
+	}
+	spin_unlock(&lock);
+	return sysfs_emit(buf, "%d%s\n", n, pids);
+}
+
+static ssize_t calls_show(struct kobject *k, struct kobj_attribute *a, char *buf)
+{
+	return sysfs_emit(buf, "%ld\n", atomic_long_read(&calls));
+}
+
+static ssize_t mixed_show(struct kobject *k, struct kobj_attribute *a, char *buf)
+{
+	long n = atomic_long_read(&mixed);
+	ssize_t len;
+
+	if (!n)
+		return sysfs_emit(buf, "0\n");
+	spin_lock(&lock);
+	len = sysfs_emit(buf, "%ld mixed call(s), the first: %s\n", n, first_mixed);
+	spin_unlock(&lock);
+	return len;
+}
+
+static ssize_t reset_store(struct kobject *k, struct kobj_attribute *a, const char *buf,
+			   size_t count)
+{
+	atomic_long_set(&calls, 0);
+	atomic_long_set(&mixed, 0);
+	return count;
+}
+
+static struct kobj_attribute attrs[] = {
+	__ATTR(call, 0200, NULL, call_store),
+	__ATTR(hold, 0600, hold_show, hold_store),
+	__ATTR(held, 0400, held_show, NULL),
+	__ATTR(calls, 0400, calls_show, NULL),
+	__ATTR(mixed, 0400, mixed_show, NULL),
+	__ATTR(reset, 0200, NULL, reset_store),
+};
+
+static struct attribute *attr_list[] = {
+	&attrs[0].attr, &attrs[1].attr, &attrs[2].attr, &attrs[3].attr, &attrs[4].attr,
+	&attrs[5].attr, NULL,
+};
+
+static const struct attribute_group group = { .attrs = attr_list };
+
+static int __init klp_chain_init(void)
+{
+	int err;
+
+	dir = kobject_create_and_add("klp_chain", kernel_kobj);
+	if (!dir)
+		return -ENOMEM;
+	err = sysfs_create_group(dir, &group);
+	if (err)
+		kobject_put(dir);
+	return err;
+}
+
+static void __exit klp_chain_exit(void)
+{
+	WRITE_ONCE(hold_mode, HOLD_NONE);
+	WRITE_ONCE(hold_generation, hold_generation + 1);
+	wake_up_all(&hold_wq);
+	stop_kthread();
+	sysfs_remove_group(dir, &group);
+	kobject_put(dir);
+}
+
+module_init(klp_chain_init);
+module_exit(klp_chain_exit);
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("klp-harness: a call chain that shows a task mixing old and new functions");

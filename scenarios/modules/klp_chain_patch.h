@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The body of the livepatches for klp_chain: new versions of klp_chain_outer() and
+ * klp_chain_inner(), replaced together. The including file defines CHAIN_VERSION (the
+ * token of this version, 1 or more) and, for a cumulative patch, CHAIN_REPLACE.
+ */
+#include <linux/kernel.h>
+#include <linux/livepatch.h>
+#include <linux/module.h>
+#include "klp_chain.h"
+
+static int livepatch_chain_inner(int token)
+{
+	klp_chain_record(token, CHAIN_VERSION, token);
+	return token;
+}
+
+static int livepatch_chain_outer(void)
+{
+	klp_chain_hold();
+	/* Through the target's symbol, as its own outer calls it: livepatch's ftrace
+	 * handler picks the version of klp_chain_inner() this task is to run. */
+	return klp_chain_inner(CHAIN_VERSION);
+}
+
+static struct klp_func funcs[] = {
+	{ .old_name = "klp_chain_outer", .new_func = livepatch_chain_outer, },
+	{ .old_name = "klp_chain_inner", .new_func = livepatch_chain_inner, },
+	{ }
+};
+
+static struct klp_object objs[] = {
+	{ .name = "klp_chain", .funcs = funcs, },
+	{ }
+};
+
+static struct klp_patch patch = {
+	.mod = THIS_MODULE,
+	.objs = objs,
+#ifdef CHAIN_REPLACE
+	.replace = true,
+#endif
+};
+
+static int livepatch_init(void)
+{
+	return klp_enable_patch(&patch);
+}
+
+static void livepatch_exit(void)
+{
+}
+
+module_init(livepatch_init);
+module_exit(livepatch_exit);
+MODULE_LICENSE("GPL");
+MODULE_INFO(livepatch, "Y");
