@@ -220,6 +220,69 @@ def shadow(arches: List[str], opts: Options, count: int, reads: int) -> int:
     return 1 if failed else 0
 
 
+# The consistency scenarios' workload: per CPU a task calling the chain and one spinning.
+CHAIN_LOAD = ("for i in $(seq 1 $(nproc)); do "
+              "while :; do echo 20 > /sys/kernel/klp_chain/call; done & "
+              "while :; do :; done & done")
+
+
+def transition(arches: List[str], opts: Options, repeat: int) -> int:
+    """Livepatch transition latency per arch (scenarios/modules/klp_chain*): load to
+    patched and disable to gone, median of ``repeat``, with every CPU idle and under the
+    consistency scenarios' load; and the time of a chain of 15 cumulative patches (each
+    replacing the one before) under that load."""
+    session = Session(opts)
+    failed = 0
+    print("# arch  load  load-to-patched-s  disable-to-gone-s  (median of "
+          f"{repeat})  chain-of-15-s")
+    try:
+        for a in arches:
+            st, guest = session.state(a), session.guest(a)
+            remote = {m: f"{runner.WORKDIR}/{runner.push_module(guest, st.catalog, m)}"
+                      for m in ("klp_chain", "klp_chain_v1", "klp_chain_v2", "klp_chain_v3")}
+            livepatch.load(guest, remote["klp_chain"])
+            for load in ("idle", "busy"):
+                if load == "busy":
+                    guest.run(CHAIN_LOAD)
+                patched, gone = [], []
+                for _ in range(repeat):
+                    start = time.monotonic()
+                    livepatch.load(guest, remote["klp_chain_v1"], timeout=120)
+                    livepatch.wait_transition(guest, "klp_chain_v1", 120)
+                    patched.append(time.monotonic() - start)
+                    start = time.monotonic()
+                    livepatch.set_enabled(guest, "klp_chain_v1", False)
+                    livepatch.wait_gone(guest, "klp_chain_v1", 120)
+                    gone.append(time.monotonic() - start)
+                    livepatch.wait_unused(guest, "klp_chain_v1", 120)
+                    livepatch.unload(guest, "klp_chain_v1", check=True)
+                chain = ""
+                if load == "busy":
+                    start = time.monotonic()
+                    for i in range(15):
+                        name, other = (("klp_chain_v2", "klp_chain_v3") if i % 2 == 0
+                                       else ("klp_chain_v3", "klp_chain_v2"))
+                        livepatch.load(guest, remote[name], timeout=120)
+                        livepatch.wait_transition(guest, name, 120)
+                        if i:
+                            livepatch.wait_unused(guest, other, 120)
+                            livepatch.unload(guest, other, check=True)
+                    chain = f"  {time.monotonic() - start:.1f}"
+                    livepatch.cleanup(guest, runner.STEP_TIMEOUT)
+                    livepatch.unload_modules(guest, ["klp_chain_v2"])
+                    guest.run("j=$(jobs -p); [ -n \"$j\" ] && kill $j; true")
+                mixed = guest.run("cat /sys/kernel/klp_chain/mixed").stdout.strip()
+                if mixed != "0":
+                    print(f"{a}: {mixed}")
+                    failed += 1
+                print(f"{a}  {load}  {statistics.median(patched):.2f}  "
+                      f"{statistics.median(gone):.2f}{chain}", flush=True)
+            livepatch.unload_modules(guest, ["klp_chain"])
+    finally:
+        session.close()
+    return 1 if failed else 0
+
+
 def _counts(outcomes) -> str:
     statuses = [o.status for o in outcomes]
     return ", ".join(f"{statuses.count(s)} {s}" for s in ("pass", "fail", "skip", "xfail")

@@ -200,6 +200,10 @@ def cmd_bench_shadow(args) -> int:
     return bench.shadow(_arches(args), _options(args), args.count, args.reads)
 
 
+def cmd_bench_transition(args) -> int:
+    return bench.transition(_arches(args), _options(args), args.repeat)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="klp-harness", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -303,6 +307,12 @@ def parser() -> argparse.ArgumentParser:
                                            "image (original build) and each further one")
     options.add_to_parser(s, options.IMAGE, arch=KLP_BUILD_ARCH)
     s.set_defaults(func=cmd_bench_klp_build)
+    s = bench.add_parser("transition", help="livepatch transition latency per arch, idle and "
+                                            "under load, and a chain of 15 cumulative patches")
+    _common(s)
+    _machine_opts(s)
+    s.add_argument("--repeat", type=int, default=5, help="transitions timed (default 5)")
+    s.set_defaults(func=cmd_bench_transition)
     s = bench.add_parser("shadow", help="cost of one shadow variable counter read, empty and "
                                         "with thousands of live variables")
     _common(s)

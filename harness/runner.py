@@ -90,12 +90,15 @@ def push_module(guest: Guest, catalog: ModuleCatalog, name: str) -> str:
 
 def known_failure(scenario: Scenario, outcome: Outcome) -> Outcome:
     """A failure the scenario declares known on this arch is 'xfail' (still reported, with
-    the step that failed); a pass there is a 'fail': the declaration is out of date."""
+    the step that failed); a pass there is a 'fail': the declaration is out of date. An
+    intermittent one (a race the kernel loses in some runs) may pass."""
     reason = scenario.known_failures.get(outcome.arch)
     if reason is None:
         return outcome
     if outcome.status == "fail":
         outcome.status, outcome.message = "xfail", f"known failure: {reason}\n{outcome.message}"
+    elif outcome.status == "pass" and scenario.known_intermittent:
+        outcome.message = f"passed this time (a known intermittent failure: {reason})"
     elif outcome.status == "pass":
         outcome.status = "fail"
         outcome.message = (f"passed, but the scenario declares a known failure on "

@@ -290,6 +290,7 @@ class Scenario:
     expect_splat: bool
     steps: List[Step]
     known_failures: Dict[str, str] = field(default_factory=dict)   # arch -> why it fails
+    known_intermittent: bool = False   # a race the kernel loses in some runs: a pass is no news
     source: Optional[Path] = None     # the file the steps come from (differs with `extends`)
     expect_failure: Optional[str] = None   # a negative control: it must fail, matching this
     shadow_baseline: Dict[int, int] = field(default_factory=dict)  # id -> may be left live
@@ -379,9 +380,10 @@ class Scenario:
                 variables[name] = value
         requires = cls._requirements(field("requires"))
         known = field("known-failure").sub("known-failure", Node())
-        known.only(["arches", "reason"])
+        known.only(["arches", "reason", "intermittent"])
         known_arches = known.strings("arches", [])
         reason = known.get("reason", str, None)
+        intermittent = known.get("intermittent", bool, False)
         if known_arches and not reason:
             known.fail(None, "a known failure needs a 'reason' (what in the kernel makes it fail)")
         expect_failure = field("expect-failure").get("expect-failure", str, None)
@@ -415,6 +417,7 @@ class Scenario:
                        requires=requires,
                        expect_splat=field("expect-splat").get("expect-splat", bool, False),
                        steps=steps, known_failures={a: reason for a in known_arches},
+                   known_intermittent=intermittent,
                        source=base.path, expect_failure=expect_failure,
                        shadow_baseline={k: int(v) for k, v in baseline.items()},
                        upstream=upstream, livepatches=livepatches)

@@ -135,6 +135,20 @@ def test_a_known_failure_is_xfail_and_its_pass_is_a_failure(tmp_path, stdout, st
         assert "declares a known failure on x86_64" in outcome.message
 
 
+@pytest.mark.parametrize("stdout, status", [("wrong", "xfail"), ("right", "pass")])
+def test_an_intermittent_known_failure_may_pass(tmp_path, stdout, status):
+    guest = FakeGuest([(r"^echo right$", (0, f"{stdout}\n", ""))])
+    outcome = run(guest, scenario(tmp_path, """\
+        known-failure: {arches: [x86_64], reason: a race the kernel loses, intermittent: true}
+        steps:
+          - run: echo right
+            stdout: right
+        """))
+    assert outcome.status == status
+    if status == "pass":
+        assert "known intermittent failure: a race the kernel loses" in outcome.message
+
+
 def test_a_negative_control_must_fail_with_its_message(tmp_path):
     guest = FakeGuest([(r"^echo x$", (0, "x\n", ""))])
     caught = run(guest, scenario(tmp_path, """\
