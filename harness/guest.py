@@ -7,6 +7,7 @@ instead of waiting for the command's timeout.
 from __future__ import annotations
 
 import base64
+import secrets
 import select
 import shlex
 import socket
@@ -115,7 +116,9 @@ class Guest:
         try:
             status, out, err = self._shell().run(command, timeout * self.scale)
         except _ShellTimeout as e:
+            tag = self._sh.tag
             self._close_shell()
+            self._kill_shell(tag)
             raise WaitTimeout(f"guest command to finish: {command}", timeout * self.scale,
                               f"stdout so far: {e.stdout[-500:]!r}") from None
         except (EOFError, OSError, paramiko.SSHException):   # the SSH transport went away
@@ -142,6 +145,18 @@ class Guest:
         if transport is None or not transport.is_active():
             self.machine.connection_lost(during)
         return transport.open_session()
+
+    def _kill_shell(self, tag: str) -> None:
+        """Kill what a closed shell leaves running: the timed-out command and the shell's
+        background jobs (a scenario's workload), which would otherwise outlive it, unseen
+        by the next shell's clean-up, and slow every later scenario on the guest. They are
+        known by the tag in their environment, which children inherit."""
+        try:
+            self._shell().run(
+                f"for p in /proc/[0-9]*; do grep -q {SHELL_TAG}={tag} $p/environ 2>/dev/null "
+                "&& kill -9 ${p#/proc/} 2>/dev/null; done; true", 30 * self.scale)
+        except (_ShellTimeout, EOFError, OSError, paramiko.SSHException):
+            self._close_shell()   # the next command finds out what is wrong
 
     def _close_shell(self) -> None:
         if self._sh is not None:
@@ -225,6 +240,9 @@ def _keep_alive(transport: paramiko.Transport) -> None:
     transport.packetizer.set_keepalive(1, request)
 
 
+SHELL_TAG = "KLP_HARNESS_SHELL"
+
+
 class _ShellTimeout(Exception):
     def __init__(self, stdout: str):
         self.stdout = stdout
@@ -235,7 +253,8 @@ class _Shell:
 
     def __init__(self, channel: paramiko.Channel, machine: GuestHost):
         self.channel, self.machine = channel, machine
-        self.channel.exec_command("exec sh")
+        self.tag = secrets.token_hex(6)   # in the environment of all it starts
+        self.channel.exec_command(f"exec env {SHELL_TAG}={self.tag} sh")
         self.count = 0
         self.exit_status: Optional[int] = None
         self._exited_at: Optional[float] = None

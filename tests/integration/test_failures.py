@@ -208,3 +208,18 @@ def test_a_second_image_build_builds_nothing(arch_state, caplog, tmp_path):
         f"/* {time.time()} */\n#include <linux/module.h>\nMODULE_LICENSE(\"GPL\");\n")
     modules.build_set(arch_state.image, src, "probe")
     assert [r.getMessage() for r in caplog.records if "building" in r.getMessage()]
+
+
+def test_a_timed_out_command_leaves_nothing_running(arch_state, tmp_path):
+    """A command that times out takes its shell's background jobs with it (a scenario's
+    workload would otherwise outlive it and slow every later scenario on the guest)."""
+    config = MachineConfig(accel=arch_state.accel)
+    with Machine(arch_state.image, arch_state.profile, tmp_path, config) as machine:
+        guest = machine.guest
+        guest.run("sleep 1001 & sleep 1002 &")
+        with pytest.raises(WaitTimeout, match="guest command to finish: sleep 1003"):
+            guest.run("sleep 1003", timeout=2)
+        left = guest.run("cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' | "
+                         "grep -o 'sleep 100[0-9]'", timeout=30).stdout
+        assert left == "", left
+        assert guest.run("echo still here").stdout == "still here\n"
