@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
@@ -94,14 +93,8 @@ def ensure(toolchain: Toolchain, mirror: str) -> Path:
                str(root), *debian.sources(toolchain.suite, mirror)]
         cache.progress(f"making a {toolchain.suite} build root with "
                        f"{', '.join(toolchain.packages)} (about a minute)")
-        with open(log, "w") as f:
-            f.write("$ " + " ".join(cmd) + "\n")
-            f.flush()
-            result = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, check=False)
-        if result.returncode != 0:
-            tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-            raise BuildError(f"making a {toolchain.suite} build root "
-                             f"({', '.join(toolchain.packages)})", log, tail)
+        debian.mmdebstrap(cmd, log, f"making a {toolchain.suite} build root "
+                          f"({', '.join(toolchain.packages)})")
         if not (root / "usr/bin" / toolchain.compiler).exists():
             raise BuildError(f"the {toolchain.suite} build root has no {toolchain.compiler} "
                              f"after installing {', '.join(toolchain.packages)}", log)

@@ -32,13 +32,7 @@ def extract(packages: Sequence[str], suite: str, debian_arch: str, mirror: str,
            *([f"--include={','.join(names)}"] if names else []),
            "--skip=cleanup/apt/cache",   # the downloaded .debs name their versions
            base_suite(suite), str(dest), *sources(suite, mirror)]
-    with open(log, "a") as out:
-        out.write("$ " + " ".join(cmd) + "\n")
-        out.flush()
-        result = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, check=False)
-    if result.returncode != 0:
-        tail = "\n".join(Path(log).read_text(errors="replace").splitlines()[-15:])
-        raise BuildError(f"fetching {', '.join(packages)} ({suite}, {debian_arch})", log, tail)
+    mmdebstrap(cmd, log, f"fetching {', '.join(packages)} ({suite}, {debian_arch})")
     versions = {}
     archives = dest / "var/cache/apt/archives"
     for deb in archives.glob("*.deb"):   # name_version_arch.deb, the epoch's colon as %3a
@@ -49,6 +43,18 @@ def extract(packages: Sequence[str], suite: str, debian_arch: str, mirror: str,
         versions[fields["Package"]] = fields["Version"]
     shutil.rmtree(archives, ignore_errors=True)
     return versions
+
+
+def mmdebstrap(cmd: List[str], log: Path, what: str) -> None:
+    """Run an mmdebstrap command line, its output appended to ``log``; a failure is a
+    BuildError saying ``what`` with the log's last lines."""
+    with open(log, "a") as out:
+        out.write("$ " + " ".join(cmd) + "\n")
+        out.flush()
+        result = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, check=False)
+    if result.returncode != 0:
+        tail = "\n".join(Path(log).read_text(errors="replace").splitlines()[-15:])
+        raise BuildError(what, log, tail)
 
 
 def from_suite(package: str, suite: str) -> str:

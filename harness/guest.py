@@ -25,6 +25,9 @@ from .errors import GuestCommandError, WaitTimeout
 if TYPE_CHECKING:
     from .machine import Machine
 
+# Seconds a guest command may run unless its caller says (scaled per machine).
+COMMAND_TIMEOUT = 60.0
+
 
 class GuestHost(Protocol):
     """All a Guest needs of the machine it runs on (machine.Machine is one)."""
@@ -103,7 +106,7 @@ class Guest:
 
     # -- commands -------------------------------------------------------------------------
 
-    def run(self, command: str, timeout: float = 60.0, check: bool = False) -> Result:
+    def run(self, command: str, timeout: float = COMMAND_TIMEOUT, check: bool = False) -> Result:
         """Run ``command`` with sh in the guest; the result is recorded in ``history``.
 
         Commands go to one long-lived shell: a new SSH session per command costs 0.15-0.25 s

@@ -12,6 +12,7 @@ the config fragments under images/kconfig/.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import json
 import os
 import re
@@ -328,7 +329,7 @@ class _DebianPackageBuild(_Build):
                       {n: v for n, v in sorted(versions.items()) if n.startswith("linux-")})
 
     def check_host(self, image: "Image") -> None:
-        self.ready(image.toolchain or self.toolchain(image.kbuild_dir))
+        self.ready(image.toolchain)   # every image of this kind records it
 
     def toolchain(self, headers: Path) -> buildroot.Toolchain:
         """The compiler the distribution built its kernel with (CONFIG_CC_VERSION_TEXT),
@@ -381,8 +382,10 @@ class _DebianFilesBuild(_DebianPackageBuild):
     def kernel_label(self) -> str:
         return f"candidate packages {', '.join(Path(f).name for f in self.recipe.kernel['files'])}"
 
+    @functools.cached_property
     def _files(self) -> Dict[str, List[Tuple[str, Dict[str, str]]]]:
-        """The files by role: image, headers, source, other; each with its control fields."""
+        """The files by role: image, headers, source, other; each with its control fields
+        (read once: kernel_packages and source_package both need them)."""
         roles: Dict[str, List[Tuple[str, Dict[str, str]]]] = {
             "image": [], "headers": [], "source": [], "other": []}
         for f in self.recipe.kernel["files"]:
@@ -416,11 +419,11 @@ class _DebianFilesBuild(_DebianPackageBuild):
                           message)
 
     def kernel_packages(self) -> List[str]:
-        roles = self._files()
+        roles = self._files
         return [f for role in ("image", "headers", "other") for f, _ in roles[role]]
 
     def source_package(self, headers: Path) -> str:
-        roles = self._files()
+        roles = self._files
         if roles["source"]:
             return roles["source"][0][0]
         # Not given: the suite's source package of that Linux version (a mismatch is

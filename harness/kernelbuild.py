@@ -175,6 +175,13 @@ def _errors(log: Path, limit: int = 40) -> str:
     return "\n".join((picked or lines[-25:])[:limit])
 
 
+def time_left(done: int, total: int, elapsed: float) -> str:
+    """", about Ns left" at the pace so far, while 0 < done < total; else nothing."""
+    if not 0 < done < total:
+        return ""
+    return f", about {elapsed * (total - done) / done:.0f}s left"
+
+
 class _Progress:
     """Counts Kbuild's ' CC  file' lines; prints one line every PROGRESS_EVERY seconds: the
     fraction done and an estimate of the time left when an earlier build of the same
@@ -214,10 +221,8 @@ class _Progress:
         if not self.total:
             return f"{self.count} steps, {elapsed:.0f}s (first build: no total known)"
         done = min(self.count, self.total)
-        text = f"{self.count} of ~{self.total} steps ({100 * done // self.total}%), {elapsed:.0f}s"
-        if done:   # at the pace so far
-            text += f", about {elapsed * (self.total - done) / done:.0f}s left"
-        return text
+        return (f"{self.count} of ~{self.total} steps ({100 * done // self.total}%), "
+                f"{elapsed:.0f}s{time_left(self.count, self.total, elapsed)}")
 
     def _report(self) -> None:
         while not self._done.wait(PROGRESS_EVERY):

@@ -273,12 +273,10 @@ class _Progress:
                 if not self._total:
                     self._total = _objects(self.kbuild_dir)
                 done = _objects(self.tree)
-                left = ""
                 elapsed = time.monotonic() - self.step_started
-                if self._total and 0 < done < self._total:
-                    left = f", about {elapsed * (self._total - done) / done:.0f}s left"
                 cache.progress(f"{self.what}: original kernel {done} of ~{self._total} "
-                               f"objects, {elapsed:.0f}s{left}")
+                               f"objects, {elapsed:.0f}s"
+                               f"{kernelbuild.time_left(done, self._total, elapsed)}")
 
     def stop(self) -> None:
         self._done.set()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from .errors import WaitTimeout
-from .guest import Guest
+from .guest import COMMAND_TIMEOUT, Guest
 
 SYSFS = "/sys/kernel/livepatch"
 # The guest's busybox sh runs its own insmod/rmmod applets (no exec: 50 ms a load and
@@ -146,14 +146,12 @@ def modes(guest: Guest, paths: List[str]) -> Dict[str, str]:
 
 
 def load(guest: Guest, module_path: str, params: Dict[str, str] = None, check: bool = True,
-         kmod: bool = False, timeout: Optional[float] = None):
+         kmod: bool = False, timeout: float = COMMAND_TIMEOUT):
     """insmod a module already pushed to the guest; returns the Result. ``kmod``: with
-    kmod's insmod, for its wording of errors; ``timeout``: the step's, else the default."""
+    kmod's insmod, for its wording of errors."""
     args = " ".join(f"{k}={shlex.quote(str(v))}" for k, v in (params or {}).items())
-    command = f"{KMOD_INSMOD if kmod else INSMOD} {shlex.quote(module_path)} {args}".strip()
-    if timeout is None:
-        return guest.run(command, check=check)
-    return guest.run(command, check=check, timeout=timeout)
+    return guest.run(f"{KMOD_INSMOD if kmod else INSMOD} {shlex.quote(module_path)} {args}".strip(),
+                     check=check, timeout=timeout)
 
 
 def set_enabled(guest: Guest, patch: str, enabled: bool, check: bool = True):

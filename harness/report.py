@@ -95,6 +95,7 @@ def _html(run_dir: Path, outcomes: List[Outcome], versions: dict) -> str:
         rows.setdefault(o.scenario, {}).setdefault(o.arch, []).append(o)
     counts = {s: sum(o.status == s for o in outcomes) for s in COLOURS}
     e = html.escape
+    run = run_dir.resolve()   # links are relative to the page, so the directory can move
 
     def cell(scenario: str, arch: str) -> str:
         runs = rows[scenario].get(arch, [])
@@ -105,11 +106,10 @@ def _html(run_dir: Path, outcomes: List[Outcome], versions: dict) -> str:
         for o in runs:
             text = f"{o.status} {o.seconds:.1f}s"
             if o.artifacts:
-                rel = Path(o.artifacts).resolve().relative_to(run_dir.resolve()) \
-                    if Path(o.artifacts).resolve().is_relative_to(run_dir.resolve()) \
-                    else Path(o.artifacts)
+                kept = Path(o.artifacts).resolve()
+                rel = kept.relative_to(run) if kept.is_relative_to(run) else kept
                 links = " ".join(f'<a href="{e(str(rel / f.name))}">{e(f.stem)}</a>'
-                                 for f in sorted(Path(o.artifacts).iterdir()) if f.is_file())
+                                 for f in sorted(kept.iterdir()) if f.is_file())
                 text = (f'<a class="result" href="{e(str(rel))}/">{e(text)}</a>'
                         f'<div class="files">{links}</div>')
             else:

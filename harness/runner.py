@@ -19,7 +19,7 @@ from typing import Dict, List, Optional
 
 from . import kmsg, livepatch, shadow
 from .errors import BootError, HarnessError, WaitTimeout
-from .guest import Guest
+from .guest import COMMAND_TIMEOUT, Guest
 from .livepatch import SYSFS
 from .modules import ModuleCatalog
 from .scenario import (DEFAULT_LOG_IGNORE, LogExpectation, Scenario, Step, load_error_text,
@@ -242,9 +242,9 @@ class Runner:
         words = " ".join(f"{k}={v}" for k, v in params.items())
         self._log(f"% insmod {remote} {words}".rstrip())
         self.guest.run(f"cd {WORKDIR}")
-        # insmod's own time: a command's 60 s, or more if the step gives more
+        # insmod's own time: a command's, or more if the step gives more
         result = livepatch.load(self.guest, remote, params, check=False, kmod=error is not None,
-                                timeout=max(self._timeout, 60.0))
+                                timeout=max(self._timeout, COMMAND_TIMEOUT))
         if error is not None:
             if result.ok:
                 self._loaded.append(module)

@@ -85,6 +85,12 @@ class GuestSlot:
     counter: Optional[shadow.ShadowCounter] = None
     counter_unavailable: str = ""
 
+    def discard(self) -> None:
+        """Stop the guest: the next test on this slot boots a fresh one."""
+        if self.machine is not None:
+            self.machine.shutdown()
+            self.machine = None
+
 
 def log(message: str) -> None:
     cache.LOG.info(message)
@@ -176,8 +182,7 @@ class Session:
         g = st.slot(slot)
         if g.machine is not None and (not g.machine.alive() or g.machine.panicked()):
             log(f"{arch}: guest is gone (panic or QEMU exit); the next test boots a fresh one")
-            g.machine.shutdown()
-            g.machine = None
+            g.discard()
         if g.machine is None:
             with st.boot_lock:
                 if arch in self._unbootable:   # found broken while this one waited
@@ -260,15 +265,13 @@ class Session:
             outcome = runner.Outcome(scenario.id, arch, "fail", str(e))
         outcome.kernel = st.image.kernel_release
         if outcome.interrupted:   # stop the guest first: its shell is still busy
-            machine.shutdown()
-            st.slot(slot).machine = None
+            st.slot(slot).discard()
         if outcome.status in ("fail", "xfail"):
             self.save_artifacts(scenario.id, arch, outcome, machine, first_command)
         if outcome.unclean and not outcome.interrupted:
             log(f"{arch}: the guest keeps what {scenario.id} left ({outcome.unclean}); the "
                 "next test boots a fresh one")
-            machine.shutdown()
-            st.slot(slot).machine = None
+            st.slot(slot).discard()
         if outcome.interrupted:
             raise ScenarioInterrupted(outcome)
         return outcome
@@ -314,7 +317,8 @@ class Session:
         ``catalog``: those and a scenario's livepatches) and its shadow counter: for
         scenarios, and for Python tests (livetest.LiveTest)."""
         machine = self.machine(arch, slot)
-        st, g = self.state(arch), self.state(arch).slot(slot)
+        st = self.state(arch)
+        g = st.slot(slot)
         return runner.Runner(machine.guest, catalog or st.catalog, arch, st.image, g.counter,
                              g.counter_unavailable)
 
@@ -385,13 +389,14 @@ class Session:
                     self.save_artifacts(scenarios[i].id, a, outcome, machine)
                 record(a, i, outcome)
 
-        waves = [[(a, n) for a in arches for n in range(guests)]] if parallel else \
-            [[(a, n) for n in range(guests)] for a in arches]
         def guest_thread(a: str, slot: int, done: threading.Event) -> None:
             try:
                 one_guest(a, slot)
             finally:
                 done.set()
+
+        waves = [[(a, n) for a in arches for n in range(guests)]] if parallel else \
+            [[(a, n) for n in range(guests)] for a in arches]
 
         # Waiting on an Event of each thread, not Thread.join(): a join that Ctrl-C
         # interrupts marks a still running thread as ended in Python 3.11 (bpo-45274's
@@ -467,9 +472,7 @@ class Session:
     def close(self) -> None:
         for st in self._arches.values():
             for g in st.guests.values():
-                if g.machine is not None:
-                    g.machine.shutdown()
-                    g.machine = None
+                g.discard()
 
 
 class ScenarioInterrupted(KeyboardInterrupt):
