@@ -67,12 +67,20 @@ class Recipe:
         kind = k.get("from", str)
         if kind not in KERNEL_KINDS:
             k.fail("from", f"unknown kernel kind '{kind}'; known: {', '.join(KERNEL_KINDS)}")
-        k.only(KERNEL_KINDS[kind])
+        k.only(KERNEL_KINDS[kind] + OPTIONAL_KERNEL_FIELDS.get(kind, []))
         kernel = {key: k.strings(key) if key in LIST_FIELDS else k.get(key, str)
                   for key in KERNEL_KINDS[kind]}
         for i, frag in enumerate(kernel.get("config", [])):
             if not (KCONFIG_DIR / frag).is_file():
                 k.fail("config", f"no config fragment {frag} in {KCONFIG_DIR}")
+        if "arch-config" in k.node:
+            a = k.sub("arch-config")
+            a.only(arches)
+            kernel["arch-config"] = {arch: a.strings(arch) for arch in a.node}
+            for arch, frags in kernel["arch-config"].items():
+                for frag in frags:
+                    if not (KCONFIG_DIR / frag).is_file():
+                        a.fail(arch, f"no config fragment {frag} in {KCONFIG_DIR}")
         if kind == "debian-files":   # paths relative to the recipe; checked before anything
             files = [(path.parent / name).resolve() for name in kernel["files"]]
             for i, deb in enumerate(files):
@@ -107,6 +115,10 @@ KERNEL_KINDS = {
     "debian-source": ["from", "suite", "package", "config"],
 }
 LIST_FIELDS = ("config", "files")
+# `arch-config`: {arch: [fragments]} added for that architecture only, after the common ones
+# and before the arch's own: what only some architectures have (s390 has no lockup
+# detectors) or can afford under emulation (KASAN).
+OPTIONAL_KERNEL_FIELDS = {"debian-source": ["arch-config"]}
 
 
 def arches_for(name: str, requested: Optional[List[str]] = None) -> List[str]:
@@ -448,12 +460,16 @@ class _SourceBuild(_Build):
 
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
-        self.fragments = [KCONFIG_DIR / f for f in self.recipe.kernel["config"]]
+        k = self.recipe.kernel
+        names = k["config"] + k.get("arch-config", {}).get(self.profile.name, [])
+        self.fragments = [KCONFIG_DIR / f for f in names]
         self.fragments.append(KCONFIG_DIR / self.profile.kconfig_fragment)
+        # Fragments beyond the common base make a variant (debug.config): it keeps a build
+        # dir of its own, as switching one dir between the two configs recompiles nearly all.
+        self.variant = "+".join(Path(f).stem for f in k["config"] if f != "common.config")
         if self.kernel_tree is not None:
             self.source = kernelsource.local_tree(self.kernel_tree)
         else:
-            k = self.recipe.kernel
             self.source = kernelsource.debian_package(k["package"], k["suite"], self.mirror)
 
     def kernel_label(self) -> str:
@@ -487,11 +503,16 @@ class _SourceBuild(_Build):
         # The kept build dir is shared by every image of this source and arch: after another
         # config or commit was built there, a cached image would hand modules a build dir of
         # another kernel. Its stamp says; make brings it back (incrementally) if needed.
-        kernelbuild.build(self.source, self.profile, self.fragments, self.build_dir)
+        kernelbuild.build(self.source, self.profile, self.fragments, self.kept_build_dir())
+
+    def kept_build_dir(self) -> Optional[Path]:
+        if self.build_dir is not None or not self.variant:
+            return self.build_dir
+        return kernelbuild.default_build_dir(self.source, self.profile, self.variant)
 
     def run(self, out: Path) -> None:
         log = out / "build.log"
-        kb = kernelbuild.build(self.source, self.profile, self.fragments, self.build_dir)
+        kb = kernelbuild.build(self.source, self.profile, self.fragments, self.kept_build_dir())
         shutil.copy(kb.image, out / "kernel")
         shutil.copy(kb.build_dir / ".config", out / "config")
         for rel in self.recipe.selftest_paths:

@@ -58,11 +58,14 @@ def identity(source: KernelSource, profile: archmod.ArchProfile,
     return h.hexdigest()
 
 
-def default_build_dir(source: KernelSource, profile: archmod.ArchProfile) -> Path:
-    """One kept build dir per source location, arch and compiler. A config change builds
-    in the same dir: Kbuild recompiles only what the changed symbols touch."""
+def default_build_dir(source: KernelSource, profile: archmod.ArchProfile,
+                      variant: str = "") -> Path:
+    """One kept build dir per source location, arch, compiler and config variant ("" or
+    "debug"). A config change builds in the same dir: Kbuild recompiles only what the
+    changed symbols touch."""
     h = cache.InputHash("kbuild").text("compiler", compiler_version(profile))
-    return cache.root() / "kbuild" / f"{source.build_slot}-{profile.name}-{h.hexdigest(10)}"
+    slot = f"{source.build_slot}-{profile.name}" + (f"-{variant}" if variant else "")
+    return cache.root() / "kbuild" / f"{slot}-{h.hexdigest(10)}"
 
 
 def build(source: KernelSource, profile: archmod.ArchProfile, fragments: Sequence[Path],

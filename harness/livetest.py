@@ -75,8 +75,11 @@ class LiveTest:
             # a fresh guest and keep its console instead.
             self.session.save_artifacts(self.name, self.arch, self.outcome, self._machine,
                                         self._first_command)
-            if exc is None:   # a leak or a splat: the test's own failure would come first
-                raise StepFailed(self.outcome.message)
+        if self.outcome.unclean:   # as after a scenario: the next test boots a fresh guest
+            self.session.state(self.arch).slot(0).discard()
+        if self.outcome.status == "fail" and exc is None:
+            # a leak or a splat: the test's own failure would come first
+            raise StepFailed(self.outcome.message)
 
     # -- steps ----------------------------------------------------------------------------
 

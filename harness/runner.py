@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from . import kmsg, livepatch, shadow
+from . import kmsg, livepatch, shadow, splat
 from .errors import BootError, HarnessError, WaitTimeout
 from .guest import COMMAND_TIMEOUT, Guest
 from .livepatch import SYSFS
@@ -28,8 +28,6 @@ from .scenario import (DEFAULT_LOG_IGNORE, LogExpectation, Scenario, Step, load_
 # Clean-up notes that leave the guest unlike a fresh one (see livepatch.cleanup).
 UNCLEAN_NOTES = ("could not unload", "forced ", "still present")
 STEP_TIMEOUT = 30.0   # seconds for a wait, at x86_64 TCG speed; scaled per machine
-SPLAT = re.compile(r"^(WARNING:|BUG:|kernel BUG|Oops|general protection fault|Call Trace:|"
-                   r"UBSAN:|KASAN:|(possible|inconsistent) .*lock|INFO: task .* blocked)")
 DYNDBG = "/sys/kernel/debug/dynamic_debug/control"
 WORKDIR = "/root"                   # modules are pushed to WORKDIR/test_modules/
 FTRACE_ENABLED = "/proc/sys/kernel/ftrace_enabled"
@@ -210,14 +208,20 @@ class Runner:
         if self.guest.panicked():
             return
         try:
-            outcome.kmsg = kmsg.text(self.guest.kmsg_since(begin))
+            records = self.guest.kmsg_since(begin)
+            outcome.kmsg = kmsg.text(records)
             if outcome.status == "fail":
                 outcome.sysfs = livepatch.snapshot(self.guest)
             outcome.cleanup = self._cleanup()
             # A forced patch's module can never be unloaded (the kernel keeps its
             # reference): the next scenario must not meet it, so the guest is replaced.
-            outcome.unclean = "; ".join(c for c in outcome.cleanup
-                                        if c.startswith(UNCLEAN_NOTES))
+            unclean = [c for c in outcome.cleanup if c.startswith(UNCLEAN_NOTES)]
+            # After a report the kernel is not what the next scenario should meet: lockdep
+            # and KASAN turn themselves off after their first, lockups and leaks taint it.
+            found = splat.find(records)
+            if found:
+                unclean.append(f"the kernel made a {found.kind} report")
+            outcome.unclean = "; ".join(unclean)
             if outcome.status != "skip":
                 self._leak_check(shadow_baseline, outcome)
         except HarnessError:
@@ -436,13 +440,11 @@ class Runner:
 
     def check_no_splat(self, begin: int) -> None:
         records = self.guest.kmsg_since(begin)
-        for i, r in enumerate(records):
-            # The kernel's own records only: lines written to /dev/kmsg are facility 1+.
-            if r.facility == 0 and SPLAT.search(r.message):
-                # WARN()'s own message comes just before its "WARNING:" line.
-                context = "\n".join(x.message for x in records[max(0, i - 2):i + 15])
-                raise StepFailed(f"kernel splat during the scenario (declare `expect-splat: true` "
-                                 f"if it is expected):\n{context}")
+        found = splat.find(records)
+        if found:
+            raise StepFailed(f"kernel splat during the scenario ({found.kind}; declare "
+                             f"`expect-splat: true` if it is expected):\n"
+                             f"{splat.context(records, found)}")
 
     # -- guest bookkeeping -----------------------------------------------------------------
 
@@ -460,10 +462,12 @@ class Runner:
         done += livepatch.cleanup(self.guest, STEP_TIMEOUT)
         done += livepatch.unload_modules(self.guest, list(reversed(self._loaded)))
         self._loaded = []
-        # What a scenario may have changed for the guest as a whole: ftrace on, no tracer.
+        # What a scenario may have changed for the guest as a whole: ftrace on, no tracer,
+        # no function filters.
         self.guest.run(f"cd {WORKDIR}; [ -w {FTRACE_ENABLED} ] && echo 1 > {FTRACE_ENABLED}; "
                        f"[ -w {TRACING}/current_tracer ] && echo nop > {TRACING}/current_tracer "
-                       f"&& echo > {TRACING}/set_ftrace_filter; true")
+                       f"&& echo > {TRACING}/set_ftrace_filter; [ -w {TRACING}/set_graph_function ] "
+                       f"&& echo > {TRACING}/set_graph_function; true")
         return done
 
 

@@ -12,6 +12,8 @@
  *   calls      calls made through the chain
  *   mixed      0, or the count of mixed calls with the first one: task, and which
  *              version of klp_chain_outer() and of klp_chain_inner() it ran
+ *   last       the versions of klp_chain_outer() and klp_chain_inner() the last call ran
+ *              ("0 0" before any livepatch, "-" before any call)
  *   reset      write anything: calls and mixed back to 0
  *
  * An interruptible hold sleeps once: any wake-up (a signal, the fake signal livepatch
@@ -44,6 +46,8 @@ static DEFINE_SPINLOCK(lock);
 static pid_t held[MAX_HELD];
 static atomic_long_t calls, mixed;
 static char first_mixed[160];
+/* The last call's versions, outer << 16 | inner, in one word (no lock on the hot path) */
+static int last_call = -1;
 static struct task_struct *kthread;
 static struct kobject *dir;
 
@@ -94,6 +98,7 @@ EXPORT_SYMBOL_GPL(klp_chain_hold);
 
 void klp_chain_record(int outer_version, int inner_version, int token)
 {
+	WRITE_ONCE(last_call, outer_version << 16 | inner_version);
 	atomic_long_inc(&calls);
 	if (token == inner_version)
 		return;
@@ -230,6 +235,15 @@ static ssize_t mixed_show(struct kobject *k, struct kobj_attribute *a, char *buf
 	return len;
 }
 
+static ssize_t last_show(struct kobject *k, struct kobj_attribute *a, char *buf)
+{
+	int last = READ_ONCE(last_call);
+
+	if (last < 0)
+		return sysfs_emit(buf, "-\n");
+	return sysfs_emit(buf, "%d %d\n", last >> 16, last & 0xffff);
+}
+
 static ssize_t reset_store(struct kobject *k, struct kobj_attribute *a, const char *buf,
 			   size_t count)
 {
@@ -245,11 +259,12 @@ static struct kobj_attribute attrs[] = {
 	__ATTR(calls, 0400, calls_show, NULL),
 	__ATTR(mixed, 0400, mixed_show, NULL),
 	__ATTR(reset, 0200, NULL, reset_store),
+	__ATTR(last, 0400, last_show, NULL),
 };
 
 static struct attribute *attr_list[] = {
 	&attrs[0].attr, &attrs[1].attr, &attrs[2].attr, &attrs[3].attr, &attrs[4].attr,
-	&attrs[5].attr, NULL,
+	&attrs[5].attr, &attrs[6].attr, NULL,
 };
 
 static const struct attribute_group group = { .attrs = attr_list };

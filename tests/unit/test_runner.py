@@ -115,6 +115,43 @@ def test_a_kernel_splat_fails_a_scenario_that_otherwise_passed(tmp_path):
     assert "WARNING: CPU: 0 PID: 1" in outcome.message
 
 
+# What each of the kernel's detectors prints (Linux 7.3), and the kind it is reported as.
+REPORTS = [
+    ("kasan", "BUG: KASAN: slab-out-of-bounds in klp_splat_kasan_init+0x3c/0x1000"),
+    ("sleep in atomic", "BUG: sleeping function called from invalid context at "
+                        "kernel/locking/mutex.c:578"),
+    ("lockdep", "WARNING: possible circular locking dependency detected"),
+    ("warning", "WARNING: CPU: 0 PID: 1 at kernel/livepatch/core.c:1 x+0x1/0x2"),
+    ("hung task", "INFO: task insmod:93 blocked for more than 1 seconds."),
+    ("soft lockup", "watchdog: BUG: soft lockup - CPU#1 stuck for 3s! [insmod:90]"),
+    ("hard lockup", "watchdog: CPU0: Watchdog detected hard LOCKUP on cpu 1"),
+    ("hard lockup", "watchdog: CPU 0 detected hard LOCKUP on other CPUs 1"),   # ppc64's own
+    ("rcu stall", "rcu: INFO: rcu_preempt self-detected stall on CPU"),
+    ("rcu stall", "rcu: INFO: rcu_sched detected stalls on CPUs/tasks:"),
+    ("kmemleak", "kmemleak: 1 new suspected memory leaks (see /sys/kernel/debug/kmemleak)"),
+]
+
+
+@pytest.mark.parametrize("kind, report", REPORTS)
+def test_each_detectors_report_fails_the_scenario_naming_its_kind(tmp_path, kind, report):
+    guest = FakeGuest()
+    guest.logs_while("true", "livepatch: 'p': patching complete", report, "Call Trace:")
+    outcome = run(guest, scenario(tmp_path, "steps:\n  - run: 'true'\n"))
+    assert outcome.status == "fail"
+    assert outcome.message.startswith(f"kernel splat during the scenario ({kind};")
+    assert report in outcome.message
+
+
+def test_a_guest_whose_kernel_reported_is_replaced_even_when_the_splat_was_expected(tmp_path):
+    guest = FakeGuest()
+    guest.logs_while("true", "WARNING: possible circular locking dependency detected")
+    outcome = run(guest, scenario(tmp_path, "expect-splat: true\nsteps:\n  - run: 'true'\n"))
+    assert outcome.status == "pass"
+    assert outcome.unclean == "the kernel made a lockdep report"   # lockdep is off from now on
+    clean = run(FakeGuest(), scenario(tmp_path, "steps:\n  - run: 'true'\n"))
+    assert clean.status == "pass" and clean.unclean == ""
+
+
 def test_a_splat_written_by_a_user_is_not_the_kernels(tmp_path):
     guest = FakeGuest()
     guest.logs_while("true", "WARNING: written to /dev/kmsg by a script", facility=1)
