@@ -3,7 +3,11 @@
  * klp_chain - a target module that makes livepatching's consistency model observable.
  *
  * /sys/kernel/klp_chain/:
- *   call       write N: call klp_chain_outer() N times in the writing task
+ *   call       write N: call klp_chain_outer() N times in the writing task; "N ADDR":
+ *              klp_chain_hold() first reads a byte at the user address ADDR, a page of
+ *              the writer's mapping of /sys/kernel/debug/klp_chain/fault_page, whose
+ *              page fault sleeps (uninterruptibly, listed in "held") until "release":
+ *              a task asleep in a page fault inside the patched path
  *   hold       write "interruptible" or "uninterruptible": the tasks that enter
  *              klp_chain_outer() from then on sleep in it (through klp_chain_hold())
  *              until "release"; "kthread" starts a kernel thread that enters it and sleeps
@@ -24,6 +28,8 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/atomic.h>
+#include <linux/debugfs.h>
+#include <linux/mm.h>
 #include <linux/kobject.h>
 #include <linux/kthread.h>
 #include <linux/module.h>
@@ -50,6 +56,10 @@ static char first_mixed[160];
 static int last_call = -1;
 static struct task_struct *kthread;
 static struct kobject *dir;
+static struct dentry *debug_dir;
+/* The task of a "call N ADDR" and its address (one such call at a time) */
+static pid_t fault_pid;
+static unsigned long fault_addr;
 
 static void held_add(pid_t pid, int add)
 {
@@ -79,6 +89,13 @@ void klp_chain_hold(void)
 	unsigned long generation = READ_ONCE(hold_generation);
 	enum hold mode = READ_ONCE(hold_mode);
 
+	if (READ_ONCE(fault_pid) == current->pid) {
+		char byte;
+
+		if (copy_from_user(&byte, (const char __user *)fault_addr, 1))
+			pr_warn("pid %d: user address %lx not readable\n", current->pid,
+				fault_addr);
+	}
 	if (mode == HOLD_NONE)
 		return;
 	held_add(current->pid, 1);
@@ -157,14 +174,53 @@ static ssize_t call_store(struct kobject *k, struct kobj_attribute *a, const cha
 			  size_t count)
 {
 	unsigned int n, i;
-	int err = kstrtouint(buf, 0, &n);
+	unsigned long addr;
+	int fields = sscanf(buf, "%u %lu", &n, &addr);
 
-	if (err)
-		return err;
+	if (fields < 1)
+		return -EINVAL;
+	if (fields == 2) {
+		if (cmpxchg(&fault_pid, 0, current->pid) != 0)
+			return -EBUSY;
+		fault_addr = addr;
+	}
 	for (i = 0; i < n; i++)
 		klp_chain_outer();
+	if (fields == 2)
+		WRITE_ONCE(fault_pid, 0);
 	return count;
 }
+
+/* The page fault of fault_page's mapping: sleeps until "release", then gives a zeroed page. */
+static vm_fault_t fault_page_fault(struct vm_fault *vmf)
+{
+	unsigned long generation = READ_ONCE(hold_generation);
+	struct page *page;
+
+	held_add(current->pid, 1);
+	wait_event(hold_wq, released(generation));
+	held_add(current->pid, 0);
+	page = alloc_page(GFP_KERNEL | __GFP_ZERO);
+	if (!page)
+		return VM_FAULT_OOM;
+	vmf->page = page;	/* its reference goes to the page table */
+	return 0;
+}
+
+static const struct vm_operations_struct fault_page_vm_ops = {
+	.fault = fault_page_fault,
+};
+
+static int fault_page_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	vma->vm_ops = &fault_page_vm_ops;
+	return 0;
+}
+
+static const struct file_operations fault_page_fops = {
+	.owner = THIS_MODULE,
+	.mmap = fault_page_mmap,
+};
 
 static ssize_t hold_store(struct kobject *k, struct kobj_attribute *a, const char *buf,
 			  size_t count)
@@ -277,9 +333,15 @@ static int __init klp_chain_init(void)
 	if (!dir)
 		return -ENOMEM;
 	err = sysfs_create_group(dir, &group);
-	if (err)
+	if (err) {
 		kobject_put(dir);
-	return err;
+		return err;
+	}
+	debug_dir = debugfs_create_dir("klp_chain", NULL);
+	/* _unsafe: the full proxy of debugfs_create_file() has no mmap; the file's owner
+	 * reference keeps the module while the file is open or mapped. */
+	debugfs_create_file_unsafe("fault_page", 0400, debug_dir, NULL, &fault_page_fops);
+	return 0;
 }
 
 static void __exit klp_chain_exit(void)
@@ -288,6 +350,7 @@ static void __exit klp_chain_exit(void)
 	WRITE_ONCE(hold_generation, hold_generation + 1);
 	wake_up_all(&hold_wq);
 	stop_kthread();
+	debugfs_remove(debug_dir);
 	sysfs_remove_group(dir, &group);
 	kobject_put(dir);
 }
