@@ -20,7 +20,7 @@ import paramiko
 
 from . import kmsg
 from .console import connect_unix
-from .errors import GuestCommandError, WaitTimeout
+from .errors import BootError, GuestCommandError, WaitTimeout
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -43,6 +43,8 @@ class GuestHost(Protocol):
 GUEST_HOST = "klp-guest"
 # After a shell's exit status, how long its last output may take to arrive (see _Shell).
 EXIT_OUTPUT_SECONDS = 2.0
+# How long sshd may take to open a session (it forks; paramiko would wait an hour).
+CHANNEL_TIMEOUT = 30.0
 
 
 @dataclass
@@ -121,9 +123,10 @@ class Guest:
         except _ShellTimeout as e:
             tag = self._sh.tag
             self._close_shell()
-            self._kill_shell(tag)
+            gone = self._kill_shell(tag)
             raise WaitTimeout(f"guest command to finish: {command}", timeout * self.scale,
-                              f"stdout so far: {e.stdout[-500:]!r}") from None
+                              f"stdout so far: {e.stdout[-500:]!r}" +
+                              (f"; then {gone}" if gone else "")) from None
         except (EOFError, OSError, paramiko.SSHException):   # the SSH transport went away
             self._close_shell()
             self.machine.connection_lost(command)
@@ -147,19 +150,31 @@ class Guest:
         transport = self._client.get_transport()
         if transport is None or not transport.is_active():
             self.machine.connection_lost(during)
-        return transport.open_session()
+        timeout = CHANNEL_TIMEOUT * self.scale
+        try:
+            return transport.open_session(timeout=timeout)
+        except paramiko.SSHException:
+            if not transport.is_active():
+                self.machine.connection_lost(during)
+            self.machine.unresponsive(during, timeout)
+            raise
 
-    def _kill_shell(self, tag: str) -> None:
+    def _kill_shell(self, tag: str) -> str:
         """Kill what a closed shell leaves running: the timed-out command and the shell's
         background jobs (a scenario's workload), which would otherwise outlive it, unseen
         by the next shell's clean-up, and slow every later scenario on the guest. They are
-        known by the tag in their environment, which children inherit."""
+        known by the tag in their environment, which children inherit. Returns why the
+        guest was stopped instead, if it no longer answers."""
         try:
             self._shell().run(
                 f"for p in /proc/[0-9]*; do grep -q {SHELL_TAG}={tag} $p/environ 2>/dev/null "
                 "&& kill -9 ${p#/proc/} 2>/dev/null; done; true", 30 * self.scale)
+        except BootError as e:
+            self._close_shell()
+            return str(e).splitlines()[0]
         except (_ShellTimeout, EOFError, OSError, paramiko.SSHException):
             self._close_shell()   # the next command finds out what is wrong
+        return ""
 
     def _close_shell(self) -> None:
         if self._sh is not None:
@@ -218,7 +233,7 @@ class Guest:
             if self._sftp:
                 self._sftp.close()
             self._client.close()
-        except (OSError, EOFError, socket.error):
+        except (OSError, EOFError, socket.error, paramiko.SSHException):
             pass
 
 

@@ -240,6 +240,17 @@ class Machine:
         raise BootError(f"SSH connection to the guest was lost during: {during}",
                         console.excerpt() if console else "", self.console_log)
 
+    def unresponsive(self, during: str, waited: float) -> None:
+        """The guest's sshd stopped answering while QEMU runs: a wedged kernel (a CPU with
+        interrupts off that the others wait for) does not come back, so QEMU is ended now
+        rather than every later command waiting out its own timeout."""
+        self.check_alive()
+        self.kill()
+        console = self.console
+        raise BootError(f"the guest stopped answering: no SSH session opened in {waited:.0f}s "
+                        f"during: {during}; QEMU was stopped",
+                        console.excerpt() if console else "", self.console_log)
+
     def _reap(self) -> None:
         """A panicked guest is finished: let QEMU exit (panic=-1, -no-reboot) or end it."""
         if self._proc is None:
@@ -264,9 +275,8 @@ class Machine:
         if self._connecting and self._connecting.guest is not self.guest:
             self._connecting.abandon()   # the boot failed after SSH connected
         self._connecting = None
-        if self.guest:
-            self.guest.close()
-            self.guest = None
+        # QEMU first: SSH's writes to a guest that stopped reading its port block once the
+        # socket's buffer is full, and closing SSH would wait behind them.
         if self.qmp:
             try:
                 if self.alive():
@@ -279,6 +289,9 @@ class Machine:
                 pass
             self.qmp = None
         self._reap()
+        if self.guest:
+            self.guest.close()
+            self.guest = None
         if self.console:
             self.console.close()
             self.console = None
