@@ -224,8 +224,8 @@ class Runner:
             outcome.unclean = "; ".join(unclean)
             if outcome.status != "skip":
                 self._leak_check(shadow_baseline, outcome)
-        except HarnessError:
-            pass
+        except HarnessError as e:   # a guest that cannot be cleaned up is not reused
+            outcome.unclean = f"its clean-up failed: {str(e).splitlines()[0]}"
 
     # -- steps ----------------------------------------------------------------------------
 

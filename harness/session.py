@@ -20,7 +20,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from . import (accel, arch as archmod, cache, image as imagemod, klpbuild, kselftest, livepatch,
                pool as poolmod, programs, report, runner, shadow)
-from .errors import BootError, BuildError, HarnessError, ScenarioError
+from .errors import BootError, BuildError, HarnessError, ScenarioError, WaitTimeout
 from .guest import Guest
 from .machine import Machine, MachineConfig
 from .modules import ModuleCatalog
@@ -263,6 +263,10 @@ class Session:
             outcome = self.runner(arch, catalog, slot).run(scenario)
         except BootError as e:
             outcome = runner.Outcome(scenario.id, arch, "fail", str(e))
+        except WaitTimeout as e:   # before its first step: the guest stopped working
+            outcome = runner.Outcome(scenario.id, arch, "fail", f"the guest did not answer "
+                                     f"before the scenario's first step: {e}")
+            outcome.unclean = "it did not answer"
         outcome.kernel = st.image.kernel_release
         if outcome.interrupted:   # stop the guest first: its shell is still busy
             st.slot(slot).discard()

@@ -1,21 +1,37 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Allocates an object and forgets it: kmemleak's next scans (once the object is older
- * than its minimum age, 5 s) report "N new suspected memory leaks".
+ * Allocates objects and forgets them: kmemleak's next scans (once they are older than its
+ * minimum age, 5 s) report "N new suspected memory leaks", with this module's function in
+ * each one's backtrace. 16 KB objects (from the page allocator): 128-byte slab objects
+ * allocated so were never reported on the debug image (kmemleak found one reference to
+ * each); several, in case a stale word somewhere still points at one.
  */
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 
+#define LEAKED 4
+#define SIZE 16384
+
+/* Not __init: its name must still resolve in the backtraces kmemleak shows later. */
+static noinline int klp_splat_kmemleak_leak(void)
+{
+	int i;
+
+	for (i = 0; i < LEAKED; i++) {
+		char *lost = kzalloc(SIZE, GFP_KERNEL);
+
+		if (!lost)
+			return -ENOMEM;
+		strscpy(lost, "klp_splat_kmemleak: a deliberately leaked object", SIZE);
+		OPTIMIZER_HIDE_VAR(lost);
+	}
+	return 0;
+}
+
 static int __init klp_splat_kmemleak_init(void)
 {
-	char *lost = kmalloc(128, GFP_KERNEL);
-
-	if (!lost)
-		return -ENOMEM;
-	strscpy(lost, "klp_splat_kmemleak: a deliberately leaked object", 128);
-	OPTIMIZER_HIDE_VAR(lost);
-	return 0;
+	return klp_splat_kmemleak_leak();
 }
 
 static void __exit klp_splat_kmemleak_exit(void)
@@ -25,4 +41,4 @@ static void __exit klp_splat_kmemleak_exit(void)
 module_init(klp_splat_kmemleak_init);
 module_exit(klp_splat_kmemleak_exit);
 MODULE_LICENSE("GPL");
-MODULE_DESCRIPTION("klp-harness: leaks one object for kmemleak to report");
+MODULE_DESCRIPTION("klp-harness: leaks objects for kmemleak to report");

@@ -22,6 +22,8 @@ static void klp_splat_rcu_done(struct rcu_head *head)
 
 static int __init klp_splat_rcu_stall_init(void)
 {
+	/* A grace period already under way began with the old stall timeout: let it end. */
+	synchronize_rcu();
 	call_rcu(&klp_splat_head, klp_splat_rcu_done);
 	preempt_disable();
 	rcu_read_lock();
