@@ -51,6 +51,44 @@ def test_an_unknown_config_fragment_names_file_line_and_field(tmp_path):
     assert str(info.value).startswith(f"{path}:6: kernel.config: no config fragment nonexistent")
 
 
+@pytest.mark.parametrize("arch_config, error", [
+    ("{arm64: [kasan.config]}", "mine.yaml:7: kernel.arch-config.arm64: unknown field; "
+                                "expected one of: s390x"),   # not an arch of the recipe
+    ("{s390x: [nonexistent.config]}", "mine.yaml:7: kernel.arch-config.s390x: no config "
+                                      "fragment nonexistent.config")])
+def test_arch_config_names_the_recipes_arches_and_existing_fragments(tmp_path, arch_config,
+                                                                     error):
+    path = _recipe(tmp_path, f"""\
+        from: debian-source
+        suite: trixie
+        package: linux-source-6.12
+        config: [common.config]
+        arch-config: {arch_config}
+        """)
+    with pytest.raises(RecipeError) as info:
+        image.Recipe.load(path)
+    assert error in str(info.value)
+
+
+def test_the_debug_variant_adds_its_arch_fragments_and_builds_in_a_dir_of_its_own(tmp_path,
+                                                                                 monkeypatch):
+    recipe = image.Recipe.load(image.recipe_path("linux-7.3-debug"))
+    monkeypatch.setattr(image.kernelsource, "debian_package", lambda *a: image.kernelsource.
+                        KernelSource(tree=tmp_path, identity="t", build_slot="linux-source-7.3-x"))
+    monkeypatch.setattr(image.kernelbuild, "compiler_version", lambda profile: "gcc 12")
+    names = {}
+    for a in ("x86_64", "s390x"):
+        b = image._SourceBuild(recipe, arch.get(a), lambda: "mirror", None)
+        names[a] = [f.name for f in b.fragments]
+        assert b.kept_build_dir().name.startswith(f"linux-source-7.3-x-{a}-debug-")
+    assert names["x86_64"] == ["common.config", "debug.config", "lockup-detectors.config",
+                               "buddy-lockup-detector.config", "kasan.config", "x86_64.config"]
+    assert names["s390x"] == ["common.config", "debug.config", "s390x.config"]
+    default = image.Recipe.load(image.recipe_path(image.DEFAULT_IMAGE))
+    assert image._SourceBuild(default, arch.get("s390x"), lambda: "m", None).kept_build_dir() \
+        is None   # the default build dir, named as before variants existed
+
+
 def test_a_field_of_another_kernel_kind_is_refused(tmp_path):
     path = _recipe(tmp_path, """\
         from: debian-source
