@@ -2,16 +2,17 @@
 /*
  * Allocates objects and forgets them: kmemleak's next scans (once they are older than its
  * minimum age, 5 s) report "N new suspected memory leaks", with this module's function in
- * each one's backtrace. 16 KB objects (from the page allocator): 128-byte slab objects
- * allocated so were never reported on the debug image (kmemleak found one reference to
- * each); several, in case a stale word somewhere still points at one.
+ * each one's backtrace. Objects of over two pages, which kmalloc() takes from the page
+ * allocator: slab objects allocated so (128 bytes on x86_64, 16 KB in ppc64le's 64 KB
+ * pages) were never reported on the debug image, kmemleak counting one reference to each
+ * (from where, we did not find). Several, in case a stale word still points at one.
  */
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 
 #define LEAKED 4
-#define SIZE 16384
+#define SIZE (2 * PAGE_SIZE + 64)
 
 /* Not __init: its name must still resolve in the backtraces kmemleak shows later. */
 static noinline int klp_splat_kmemleak_leak(void)
