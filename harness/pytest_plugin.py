@@ -271,6 +271,9 @@ def pytest_collection_modifyitems(session, config, items):
         raise pytest.UsageError(str(e)) from None
     for path in paths:
         items.extend(ScenarioFile.from_parent(session, path=path).collect())
+    # Tests that run an image of their own (a whole run of it, in a subprocess) are the
+    # longest: first, so that under -n they overlap everything else instead of ending last.
+    items.sort(key=lambda item: item.get_closest_marker("klp_image") is None)
 
 
 def pytest_collection_finish(session):

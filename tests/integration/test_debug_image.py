@@ -2,7 +2,9 @@
 task, soft and hard lockup detectors, RCU stall warnings, kmemleak, KASAN) on x86_64, as a
 user runs it (`klp-harness run --image linux-7.3-debug`): each detector's report is caught
 by the splat watch (scenarios/debug/, negative controls that must end as expected
-failures), and the parity and consistency scenarios pass on it, with nothing reported."""
+failures), and the consistency scenarios pass on it, with nothing reported (the graph
+tracer's among them, which only this image can run). Parity on it, and all four arches,
+are a run by hand (README): in CI they would not fit the cold run's hour."""
 import os
 import subprocess
 import sys
@@ -22,7 +24,7 @@ REPORT_KINDS = {"lockdep": "lockdep", "sleep-in-atomic": "sleep in atomic", "kas
                 "rcu-stall": "rcu stall", "hung-task": "hung task", "kmemleak": "kmemleak"}
 
 
-def test_every_detector_is_caught_and_parity_and_consistency_pass(request, tmp_path):
+def test_every_detector_is_caught_and_consistency_passes(request, tmp_path):
     if "x86_64" not in selected_arches(request.config):
         pytest.skip("the debug image runs in CI on x86_64, which is not selected")
     debug = imagemod.PROJECT / "scenarios/debug"
@@ -31,7 +33,7 @@ def test_every_detector_is_caught_and_parity_and_consistency_pass(request, tmp_p
     result = subprocess.run(
         [sys.executable, "-m", "harness.cli", "run", "--image", IMAGE, "--arch", "x86_64",
          "--accel", request.config.getoption("klp_accel"), "--artifacts", str(artifacts),
-         "scenarios/debug", "scenarios/consistency", "scenarios/parity"],
+         "scenarios/debug", "scenarios/consistency"],
         cwd=imagemod.PROJECT, capture_output=True, text=True, timeout=3000,
         env=dict(os.environ, PYTHONPATH=str(imagemod.PROJECT)))
     output = result.stdout[-6000:] + result.stderr[-4000:]
@@ -53,6 +55,3 @@ def test_every_detector_is_caught_and_parity_and_consistency_pass(request, tmp_p
     assert consistency["consistency/graph-traced-sleeper"][0] == "pass"
     assert consistency["consistency/graph-tracing-and-patching"][0] == "pass"
     assert all(status == "pass" for status, _ in consistency.values()), consistency
-    parity = {k: v for k, v in cases.items() if k.startswith("parity/")}
-    assert sum(status == "pass" for status, _ in parity.values()) >= 30, parity
-    assert all(message for status, message in parity.values() if status == "skip")
