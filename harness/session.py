@@ -273,8 +273,7 @@ class Session:
         if outcome.status in ("fail", "xfail"):
             self.save_artifacts(scenario.id, arch, outcome, machine, first_command)
         # While Ctrl-C stops the run, every guest is being stopped anyway (by the thread
-        # that caught it): a guest thread shutting its own down then kept the run from
-        # ending in CI's load.
+        # that caught it): no "the guest keeps what ... left" for guests killed on purpose.
         if outcome.unclean and not outcome.interrupted and not self._stopping.is_set():
             log(f"{arch}: the guest keeps what {scenario.id} left ({outcome.unclean}); the "
                 "next test boots a fresh one")

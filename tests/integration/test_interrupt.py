@@ -42,7 +42,10 @@ def test_ctrl_c_stops_the_run_at_once_with_a_partial_summary(request, tmp_path, 
          "--accel", request.config.getoption("klp_accel"), "--artifacts", str(artifacts),
          "--pool", str(pool), str(scenario), str(scenario)],
         cwd=imagemod.PROJECT, stdout=open(tmp_path / "out", "w"),
-        stderr=open(tmp_path / "err", "w"), env=dict(os.environ, PYTHONPATH=str(imagemod.PROJECT)))
+        stderr=open(tmp_path / "err", "w"), env=dict(os.environ, PYTHONPATH=str(imagemod.PROJECT)),
+        # As from a terminal: a suite started in the background (`cmd &` in a script) has
+        # SIGINT ignored, which its children inherit, and Python then installs no handler.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         # Wait until every guest is in the step: its kernel log line reaches the console.
         deadline = time.monotonic() + 300
