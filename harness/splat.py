@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 from .kmsg import Record
 
@@ -68,7 +68,3 @@ def context(records: Sequence[Record], splat: Splat) -> str:
     """The report with a little before it: WARN()'s own message comes just before its
     "WARNING:" line."""
     return "\n".join(r.message for r in records[max(0, splat.index - 2):splat.index + 15])
-
-
-def kinds() -> List[str]:
-    return [k.name for k in KINDS]
