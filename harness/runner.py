@@ -89,11 +89,16 @@ def push_module(guest: Guest, catalog: ModuleCatalog, name: str) -> str:
 def known_failure(scenario: Scenario, outcome: Outcome) -> Outcome:
     """A failure the scenario declares known on this arch is 'xfail' (still reported, with
     the step that failed); a pass there is a 'fail': the declaration is out of date. An
-    intermittent one (a race the kernel loses in some runs) may pass."""
+    intermittent one (a race the kernel loses in some runs) may pass. A declaration with
+    a `match` pattern excuses only failures whose message matches it."""
     reason = scenario.known_failures.get(outcome.arch)
     if reason is None:
         return outcome
-    if outcome.status == "fail":
+    if outcome.status == "fail" and scenario.known_match is not None \
+            and not re.search(scenario.known_match, outcome.message):
+        outcome.message += (f"\n(not the known failure declared on {outcome.arch}: the "
+                            f"message does not match {scenario.known_match!r})")
+    elif outcome.status == "fail":
         outcome.status, outcome.message = "xfail", f"known failure: {reason}\n{outcome.message}"
     elif outcome.status == "pass" and scenario.known_intermittent:
         outcome.message = f"passed this time (a known intermittent failure: {reason})"

@@ -291,6 +291,7 @@ class Scenario:
     steps: List[Step]
     known_failures: Dict[str, str] = field(default_factory=dict)   # arch -> why it fails
     known_intermittent: bool = False   # a race the kernel loses in some runs: a pass is no news
+    known_match: Optional[str] = None  # the known failure's signature: other failures fail
     source: Optional[Path] = None     # the file the steps come from (differs with `extends`)
     expect_failure: Optional[str] = None   # a negative control: it must fail, matching this
     shadow_baseline: Dict[int, int] = field(default_factory=dict)  # id -> may be left live
@@ -380,12 +381,15 @@ class Scenario:
                 variables[name] = value
         requires = cls._requirements(field("requires"))
         known = field("known-failure").sub("known-failure", Node())
-        known.only(["arches", "reason", "intermittent"])
+        known.only(["arches", "reason", "intermittent", "match"])
         known_arches = known.strings("arches", [])
         reason = known.get("reason", str, None)
         intermittent = known.get("intermittent", bool, False)
+        known_match = known.get("match", str, None)
         if known_arches and not reason:
             known.fail(None, "a known failure needs a 'reason' (what in the kernel makes it fail)")
+        if known_match is not None:
+            _check_regex(known, "match", known_match)
         expect_failure = field("expect-failure").get("expect-failure", str, None)
         if expect_failure is not None:
             _check_regex(field("expect-failure"), "expect-failure", expect_failure)
@@ -417,7 +421,7 @@ class Scenario:
                        requires=requires,
                        expect_splat=field("expect-splat").get("expect-splat", bool, False),
                        steps=steps, known_failures={a: reason for a in known_arches},
-                   known_intermittent=intermittent,
+                       known_intermittent=intermittent, known_match=known_match,
                        source=base.path, expect_failure=expect_failure,
                        shadow_baseline={k: int(v) for k, v in baseline.items()},
                        upstream=upstream, livepatches=livepatches)

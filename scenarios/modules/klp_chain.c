@@ -51,7 +51,7 @@ static DECLARE_WAIT_QUEUE_HEAD(hold_wq);
 static DEFINE_SPINLOCK(lock);
 static pid_t held[MAX_HELD];
 static atomic_long_t calls, mixed;
-static char first_mixed[160];
+static char first_mixed[200];
 /* The last call's versions, outer << 16 | inner, in one word (no lock on the hot path) */
 static int last_call = -1;
 static struct task_struct *kthread;
@@ -113,36 +113,44 @@ void klp_chain_hold(void)
 }
 EXPORT_SYMBOL_GPL(klp_chain_hold);
 
-void klp_chain_record(int outer_version, int inner_version, int token)
+void klp_chain_record(int token, int inner_version)
 {
+	int outer_version = token & 0xff, outer_state = (token >> 8) - 1;
+	int inner_state = READ_ONCE(current->patch_state);
+
 	WRITE_ONCE(last_call, outer_version << 16 | inner_version);
 	atomic_long_inc(&calls);
-	if (token == inner_version)
+	if (outer_version == inner_version)
 		return;
 	if (atomic_long_inc_return(&mixed) == 1) {
 		spin_lock(&lock);
 		snprintf(first_mixed, sizeof(first_mixed),
 			 "pid %d (%s) ran klp_chain_outer version %d, then klp_chain_inner "
-			 "version %d", current->pid, current->comm, outer_version, inner_version);
+			 "version %d (its patch_state %d as the outer began, %d in the inner)",
+			 current->pid, current->comm, outer_version, inner_version,
+			 outer_state, inner_state);
 		spin_unlock(&lock);
 	}
-	pr_info("mixed call: pid %d (%s): klp_chain_outer version %d, klp_chain_inner version %d\n",
-		current->pid, current->comm, outer_version, inner_version);
+	pr_info("mixed call: pid %d (%s): klp_chain_outer version %d, klp_chain_inner version %d, patch_state %d then %d\n",
+		current->pid, current->comm, outer_version, inner_version, outer_state,
+		inner_state);
 }
 EXPORT_SYMBOL_GPL(klp_chain_record);
 
 /* Replaced by the livepatches: noinline keeps them functions of their own. */
 noinline int klp_chain_inner(int token)
 {
-	klp_chain_record(token, CHAIN_TOKEN_OLD, token);
+	klp_chain_record(token, CHAIN_TOKEN_OLD);
 	return token;
 }
 EXPORT_SYMBOL_GPL(klp_chain_inner);
 
 noinline int klp_chain_outer(void)
 {
+	int token = klp_chain_token(CHAIN_TOKEN_OLD);
+
 	klp_chain_hold();
-	return klp_chain_inner(CHAIN_TOKEN_OLD);
+	return klp_chain_inner(token);
 }
 
 static int kthread_fn(void *unused)

@@ -11,6 +11,8 @@
 #ifndef KLP_CHAIN_H
 #define KLP_CHAIN_H
 
+#include <linux/sched.h>
+
 /* Tokens: the target's own functions, then each livepatch's (its CHAIN_VERSION). */
 #define CHAIN_TOKEN_OLD 0
 
@@ -20,6 +22,17 @@ int klp_chain_inner(int token);
 
 /* In the target, for the livepatches' functions too. */
 void klp_chain_hold(void);	/* sleeps here while a hold is set (see klp_chain.c) */
-void klp_chain_record(int outer_version, int inner_version, int token);
+void klp_chain_record(int token, int inner_version);
+
+/*
+ * An outer's token: its version, and the livepatch state of its task (patch_state:
+ * -1 none in transition, 0 unpatched, 1 patched) as the outer began. A mixed call then
+ * tells a task switched before its outer ran (the state the inner saw) from one switched
+ * while in it (the state the handler chose the outer by).
+ */
+static inline int klp_chain_token(int version)
+{
+	return version | (READ_ONCE(current->patch_state) + 1) << 8;
+}
 
 #endif

@@ -11,16 +11,18 @@
 
 static int livepatch_chain_inner(int token)
 {
-	klp_chain_record(token, CHAIN_VERSION, token);
+	klp_chain_record(token, CHAIN_VERSION);
 	return token;
 }
 
 static int livepatch_chain_outer(void)
 {
+	int token = klp_chain_token(CHAIN_VERSION);
+
 	klp_chain_hold();
 	/* Through the target's symbol, as its own outer calls it: livepatch's ftrace
 	 * handler picks the version of klp_chain_inner() this task is to run. */
-	return klp_chain_inner(CHAIN_VERSION);
+	return klp_chain_inner(token);
 }
 
 static struct klp_func funcs[] = {

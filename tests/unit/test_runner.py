@@ -178,6 +178,26 @@ def test_a_known_failure_is_xfail_and_its_pass_a_failure_unless_intermittent(
         assert "known intermittent failure: the kernel gets it wrong" in outcome.message
 
 
+@pytest.mark.parametrize("printed, status", [
+    ("1 mixed: patch_state 1 as the outer began, 1 in the inner", "xfail"),   # the signature
+    ("1 mixed: patch_state 0 as the outer began, 1 in the inner", "fail")])   # another bug
+def test_a_known_failure_with_a_match_excuses_only_its_signature(tmp_path, printed, status):
+    guest = FakeGuest([(r"^cat mixed$", (0, f"{printed}\n", ""))])
+    outcome = run(guest, scenario(tmp_path, r"""
+        known-failure:
+          arches: [x86_64]
+          reason: the window before the chosen function
+          intermittent: true
+          match: 'patch_state ([01]) as the outer began, \1 in the inner'
+        steps:
+          - run: cat mixed
+            stdout: "0"
+        """))
+    assert outcome.status == status
+    if status == "fail":
+        assert "not the known failure declared on x86_64" in outcome.message
+
+
 def test_a_negative_control_must_fail_with_its_message(tmp_path):
     guest = FakeGuest([(r"^echo x$", (0, "x\n", ""))])
     caught = run(guest, scenario(tmp_path, """\

@@ -196,6 +196,9 @@ def test_a_known_failure_needs_a_reason_and_turns_fail_into_xfail(tmp_path):
     assert known_failure(sc, Outcome("x", "x86_64", "fail", "step 4")).status == "fail"
     stale = known_failure(sc, Outcome("x", "s390x", "pass"))
     assert stale.status == "fail" and "remove the declaration" in stale.message
+    bad = error_of(scenario(tmp_path, "known-failure: {arches: [s390x], reason: r, "
+                                      "match: 'a(b'}\nsteps: [{log: []}]\n"))
+    assert bad.field == "known-failure.match"
 
 
 def test_a_log_check_without_a_transcript_checks_only_what_it_names(tmp_path):
