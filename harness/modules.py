@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Set
 
 from . import arch as archmod
-from . import buildroot, cache, hosttools
+from . import buildroot, cache, hosttools, kernelbuild
 from .errors import BuildError, HarnessError, ModuleBuildError
 from .image import PROJECT, Image, module_name, recipe_path
 from .mirror import debian_mirror
@@ -49,7 +49,7 @@ def _kbuild(image: Image, sources: Path, out: Path) -> None:
     make_vars = {"ARCH": profile.kernel_arch, **image.make_vars}
     if cross:
         make_vars["CROSS_COMPILE"] = cross
-    cmd = ["make", "-C", str(image.kbuild_dir), f"M={out}", f"-j{os.cpu_count() or 1}",
+    cmd = ["make", "-C", str(image.kbuild_dir), f"M={out}", kernelbuild.jobs(),
            *(f"{k}={v}" for k, v in make_vars.items()), "modules"]
     toolchain = image.toolchain
     if toolchain is not None and not toolchain.on_host():   # the kernel release's own
