@@ -167,6 +167,11 @@ def loaded_modules(guest: Guest) -> List[str]:
     return [line.split()[0] for line in guest.run("cat /proc/modules").stdout.splitlines()]
 
 
+class Lasting(str):
+    """A clean-up note of a change that stays (a forced patch, whose module the kernel
+    never lets go; a module that would not unload): the guest is unlike a fresh one."""
+
+
 def cleanup(guest: Guest, timeout: float) -> List[str]:
     """Disable every enabled patch and unload livepatch modules; return what was done.
 
@@ -186,11 +191,11 @@ def cleanup(guest: Guest, timeout: float) -> List[str]:
             wait_gone(guest, name, timeout)
         except WaitTimeout as e:
             guest.run(f"echo 1 > {SYSFS}/{name}/force", check=False)
-            done.append(f"forced {name}: its unpatching transition stalled ({e})")
+            done.append(Lasting(f"forced {name}: its unpatching transition stalled ({e})"))
             try:
                 wait_gone(guest, name, timeout)
             except WaitTimeout:
-                done.append(f"{name} still present after disable and force")
+                done.append(Lasting(f"{name} still present after disable and force"))
     return done
 
 
@@ -208,5 +213,5 @@ def unload_modules(guest: Guest, modules: List[str]) -> List[str]:
                 loaded.discard(name)
             else:
                 errors[name] = result.stderr.strip()
-    return done + [f"could not unload {m}" + (f": {errors[m]}" if errors.get(m) else "")
+    return done + [Lasting(f"could not unload {m}" + (f": {errors[m]}" if errors.get(m) else ""))
                    for m in modules if m in loaded]

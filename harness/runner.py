@@ -25,8 +25,6 @@ from .modules import ModuleCatalog
 from .scenario import (DEFAULT_LOG_IGNORE, LogExpectation, Scenario, Step, load_error_text,
                        substitute)
 
-# Clean-up notes that leave the guest unlike a fresh one (see livepatch.cleanup).
-UNCLEAN_NOTES = ("could not unload", "forced ", "still present")
 STEP_TIMEOUT = 30.0   # seconds for a wait, at x86_64 TCG speed; scaled per machine
 DYNDBG = "/sys/kernel/debug/dynamic_debug/control"
 WORKDIR = "/root"                   # modules are pushed to WORKDIR/test_modules/
@@ -220,7 +218,7 @@ class Runner:
             outcome.cleanup = self._cleanup()
             # A forced patch's module can never be unloaded (the kernel keeps its
             # reference): the next scenario must not meet it, so the guest is replaced.
-            unclean = [c for c in outcome.cleanup if c.startswith(UNCLEAN_NOTES)]
+            unclean = [c for c in outcome.cleanup if isinstance(c, livepatch.Lasting)]
             # After a report the kernel is not what the next scenario should meet: lockdep
             # and KASAN turn themselves off after their first, lockups and leaks taint it.
             found = splat.find(records)

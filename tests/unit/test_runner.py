@@ -214,3 +214,14 @@ def test_a_negative_control_must_fail_with_its_message(tmp_path):
             stdout: x
         """))
     assert missed.status == "fail" and "negative control not caught" in missed.message
+
+
+def test_a_module_that_will_not_unload_leaves_the_guest_unclean():
+    from harness import livepatch
+    guest = FakeGuest([(r"^cat /proc/modules$", (0, "klp_a 16384 0 - Live\nklp_b 16384 1 - Live\n", "")),
+                       (r"rmmod .*klp_b", (1, "", "rmmod: ERROR: Module klp_b is in use")),
+                       (r"rmmod", (0, "", ""))])
+    notes = livepatch.unload_modules(guest, ["klp_a", "klp_b"])
+    assert notes == ["unloaded klp_a", "could not unload klp_b: rmmod: ERROR: Module klp_b "
+                                       "is in use"]
+    assert [isinstance(n, livepatch.Lasting) for n in notes] == [False, True]
