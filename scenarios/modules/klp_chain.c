@@ -147,10 +147,12 @@ EXPORT_SYMBOL_GPL(klp_chain_inner);
 
 noinline int klp_chain_outer(void)
 {
-	int token = klp_chain_token(CHAIN_TOKEN_OLD);
+	int token = klp_chain_token(CHAIN_TOKEN_OLD), ret;
 
 	klp_chain_hold();
-	return klp_chain_inner(token);
+	ret = klp_chain_inner(token);
+	klp_chain_no_tail_call();
+	return ret;
 }
 
 static int kthread_fn(void *unused)

@@ -35,4 +35,13 @@ static inline int klp_chain_token(int version)
 	return version | (READ_ONCE(current->patch_state) + 1) << 8;
 }
 
+/*
+ * After the outer's call of the inner: the call is then no sibling call (a jump, which
+ * compilers make where frame pointers are off, as on x86_64 with ORC). With a jump the
+ * outer's frame is gone while the inner's ftrace handler has yet to choose, so the stack
+ * check sees neither function and may switch the task between them: a mixed call that
+ * the consistency model, which looks at the functions on the stack, does not cover.
+ */
+#define klp_chain_no_tail_call() barrier()
+
 #endif

@@ -17,12 +17,14 @@ static int livepatch_chain_inner(int token)
 
 static int livepatch_chain_outer(void)
 {
-	int token = klp_chain_token(CHAIN_VERSION);
+	int token = klp_chain_token(CHAIN_VERSION), ret;
 
 	klp_chain_hold();
 	/* Through the target's symbol, as its own outer calls it: livepatch's ftrace
 	 * handler picks the version of klp_chain_inner() this task is to run. */
-	return klp_chain_inner(token);
+	ret = klp_chain_inner(token);
+	klp_chain_no_tail_call();
+	return ret;
 }
 
 static struct klp_func funcs[] = {
