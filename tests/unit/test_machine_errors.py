@@ -27,3 +27,16 @@ def test_bad_machine_options_are_refused_before_anything_runs(argv, complaint, c
         cli.main(["run", *argv, "scenarios/smoke"])
     assert info.value.code == 2
     assert complaint in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("config, factor", [
+    ({}, 1.0), ({"CONFIG_KASAN": "y"}, 2.0),
+    ({"CONFIG_KASAN": "y", "CONFIG_PROVE_LOCKING": "y"}, 3.0),
+    ({"CONFIG_PROVE_LOCKING": "n"}, 1.0)])
+def test_a_debug_kernel_gets_longer_to_boot(tmp_path, config, factor):
+    class Image:
+        def config_symbols(self):
+            return config
+    machine = Machine(image=Image(), profile=arch.get("ppc64le"), workdir=tmp_path)
+    assert machine.timeout("init") == pytest.approx(60.0 * 1.5 * factor)
+    machine.shutdown()
