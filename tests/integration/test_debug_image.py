@@ -54,4 +54,7 @@ def test_every_detector_is_caught_and_consistency_passes(request, tmp_path):
     # The graph tracer's scenarios run here (the default image has no graph tracer).
     assert consistency["consistency/graph-traced-sleeper"][0] == "pass"
     assert consistency["consistency/graph-tracing-and-patching"][0] == "pass"
-    assert all(status == "pass" for status, _ in consistency.values()), consistency
+    # A race the kernel is declared to lose (an intermittent known failure whose signature
+    # matched: "known failure: ...") may be lost here too; anything else must pass.
+    assert all(status == "pass" or (status == "xfail" and message.startswith("known failure:"))
+               for status, message in consistency.values()), consistency
