@@ -115,7 +115,8 @@ EXPORT_SYMBOL_GPL(klp_chain_hold);
 
 void klp_chain_record(int token, int inner_version)
 {
-	int outer_version = token & 0xff, outer_state = (token >> 8) - 1;
+	int outer_version = klp_chain_token_version(token);
+	int outer_state = klp_chain_token_state(token);
 	int inner_state = READ_ONCE(current->patch_state);
 
 	WRITE_ONCE(last_call, outer_version << 16 | inner_version);

@@ -35,6 +35,16 @@ static inline int klp_chain_token(int version)
 	return version | (READ_ONCE(current->patch_state) + 1) << 8;
 }
 
+static inline int klp_chain_token_version(int token)
+{
+	return token & 0xff;
+}
+
+static inline int klp_chain_token_state(int token)
+{
+	return (token >> 8) - 1;
+}
+
 /*
  * After the outer's call of the inner: the call is then no sibling call (a jump, which
  * compilers make where frame pointers are off, as on x86_64 with ORC). With a jump the

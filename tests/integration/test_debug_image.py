@@ -3,7 +3,8 @@ task, soft and hard lockup detectors, RCU stall warnings, kmemleak, KASAN) on x8
 user runs it (`klp-harness run --image linux-7.3-debug`): each detector's report is caught
 by the splat watch (scenarios/debug/, negative controls that must end as expected
 failures), and the consistency scenarios pass on it, with nothing reported (the graph
-tracer's among them, which only this image can run). Parity on it, and all four arches,
+tracer's among them, which only this image can run; a race a scenario declares, with its
+signature, may be lost). Parity on it, and all four arches,
 are a run by hand (README): in CI they would not fit the cold run's hour."""
 import os
 import subprocess
