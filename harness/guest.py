@@ -117,14 +117,14 @@ class Guest:
         that ends the shell (``exit``, a syntax error) gets the shell's exit status, as a
         separate session would, and the next command starts a new shell.
         """
-        start = time.monotonic()
+        start, limit = time.monotonic(), timeout * self.scale
         try:
-            status, out, err = self._shell().run(command, timeout * self.scale)
+            status, out, err = self._shell().run(command, limit)
         except _ShellTimeout as e:
             tag = self._sh.tag
             self._close_shell()
             gone = self._kill_shell(tag)
-            raise WaitTimeout(f"guest command to finish: {command}", timeout * self.scale,
+            raise WaitTimeout(f"guest command to finish: {command}", limit,
                               f"stdout so far: {e.stdout[-500:]!r}" +
                               (f"; then {gone}" if gone else "")) from None
         except (EOFError, OSError, paramiko.SSHException):   # the SSH transport went away

@@ -93,8 +93,7 @@ def _wait_while(guest: Guest, condition: str, timeout: float, awaited: str,
               f"while {condition}; do [ $(date +%s) -ge $end ] && break; sleep {POLL}; done; "
               f"if {condition}; then false; fi")
     if guest.run(script, timeout=timeout * 2 + 5).status != 0:   # run() scales it too
-        raise WaitTimeout(awaited, timeout * guest.scale,
-                          f"{seen_label}:\n" + stalled_tasks(guest))
+        raise WaitTimeout(awaited, seconds, f"{seen_label}:\n" + stalled_tasks(guest))
 
 
 def wait_transition(guest: Guest, patch: str, timeout: float) -> None:

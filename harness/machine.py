@@ -45,11 +45,27 @@ KVM_SPEEDUP = 0.25
 # boot's waits: the debug image's x86_64 kernel (KASAN, lockdep) booted in 41-51 s under a
 # warm CI run's load, and once took over the 60 s the default one (under 10 s) is given.
 SLOW_BOOT_OPTIONS = {"CONFIG_KASAN": 2.0, "CONFIG_PROVE_LOCKING": 1.5}
+# Under TCG a guest runs only while the host gives its threads CPU time: when more threads
+# are runnable than the host has cores, every wait stretches by about that ratio. A CI run
+# near its end (eight guests, and test-made pools beside them, on two cores) booted guests
+# 8-10x slower than an idle host, and a 30 s wait for an unpatching transition fell short
+# (35 s). The stretch is capped so that a guest that is stuck is still caught in time.
+HOST_LOAD_CAP = 4.0
 # After SSH drops, how long to wait for the console to show why (a panic's trace, QEMU exit).
 PANIC_SETTLE_SECONDS = 10.0
 
 
 MIN_MEMORY_MB = 128   # the kernel and the initramfs (about 30 MiB unpacked) must fit
+
+
+def host_load() -> float:
+    """How oversubscribed the host's cores are: the last minute's load average per core,
+    at least 1 (an idle or busy-but-not-oversubscribed host) and at most HOST_LOAD_CAP."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:   # no /proc/loadavg
+        return 1.0
+    return min(HOST_LOAD_CAP, max(1.0, load / (os.cpu_count() or 1)))
 
 
 def cpu_count(text: str) -> int:
@@ -90,7 +106,8 @@ class Machine:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.key = key or RunKey.of_this_run()
         self.boot_id = secrets.token_hex(4)
-        self.scale = profile.tcg_slowdown * (KVM_SPEEDUP if self.config.accel == "kvm" else 1.0)
+        self.base_scale = profile.tcg_slowdown * (KVM_SPEEDUP if self.config.accel == "kvm"
+                                                  else 1.0)
         # UNIX socket paths are limited to ~107 bytes: keep them in a short private dir.
         self._sockdir = Path(tempfile.mkdtemp(prefix="klp-"))
         self.console_log = self.workdir / "console.log"
@@ -145,6 +162,12 @@ class Machine:
 
     def __exit__(self, *exc) -> None:
         self.shutdown()
+
+    @property
+    def scale(self) -> float:
+        """How much longer than x86_64 under TCG on an idle host this guest's waits may take:
+        the arch's and accelerator's factor, times the host's load as the wait begins."""
+        return self.base_scale * host_load()
 
     def timeout(self, stage: str) -> float:
         return self.config.stage_timeouts.get(stage, STAGE_TIMEOUTS[stage] * self.boot_scale)

@@ -22,7 +22,7 @@ from . import (accel, arch as archmod, cache, image as imagemod, klpbuild, kself
                pool as poolmod, programs, report, runner, shadow)
 from .errors import BootError, BuildError, HarnessError, ScenarioError, WaitTimeout
 from .guest import Guest
-from .machine import Machine, MachineConfig
+from .machine import Machine, MachineConfig, host_load
 from .modules import ModuleCatalog
 from .scenario import Scenario
 
@@ -222,8 +222,10 @@ class Session:
         if self._stopping.is_set():   # Ctrl-C came while it booted (before it could be killed)
             machine.kill()
             raise KeyboardInterrupt
+        load = host_load()
         log(f"{arch}: guest up in {time.monotonic() - started:.1f}s, image {st.image.name}, "
-            f"kernel {st.image.kernel_release} (console: {machine.console_log})")
+            f"kernel {st.image.kernel_release} (console: {machine.console_log})"
+            + (f"; the host is oversubscribed: waits stretched {load:.1f}x" if load > 1 else ""))
         return machine
 
     def guest(self, arch: str, slot: int = 0) -> Guest:

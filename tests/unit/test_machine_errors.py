@@ -4,6 +4,7 @@ import pytest
 
 from harness import arch
 from harness.errors import MissingHostTool
+from harness import machine as machinemod
 from harness.machine import Machine
 
 
@@ -33,10 +34,26 @@ def test_bad_machine_options_are_refused_before_anything_runs(argv, complaint, c
     ({}, 1.0), ({"CONFIG_KASAN": "y"}, 2.0),
     ({"CONFIG_KASAN": "y", "CONFIG_PROVE_LOCKING": "y"}, 3.0),
     ({"CONFIG_PROVE_LOCKING": "n"}, 1.0)])
-def test_a_debug_kernel_gets_longer_to_boot(tmp_path, config, factor):
+def test_a_debug_kernel_gets_longer_to_boot(tmp_path, monkeypatch, config, factor):
+    monkeypatch.setattr(machinemod, "host_load", lambda: 1.0)   # whatever runs beside
     class Image:
         def config_symbols(self):
             return config
     machine = Machine(image=Image(), profile=arch.get("ppc64le"), workdir=tmp_path)
     assert machine.timeout("init") == pytest.approx(60.0 * 1.5 * factor)
+    machine.shutdown()
+
+
+@pytest.mark.parametrize("load, cores, stretch", [
+    (0.3, 2, 1.0), (2.0, 2, 1.0), (5.0, 2, 2.5), (40.0, 2, machinemod.HOST_LOAD_CAP)])
+def test_an_oversubscribed_host_stretches_every_wait(tmp_path, monkeypatch, load, cores,
+                                                      stretch):
+    monkeypatch.setattr(machinemod.os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(machinemod.os, "cpu_count", lambda: cores)
+    class Image:
+        def config_symbols(self):
+            return {}
+    machine = Machine(image=Image(), profile=arch.get("ppc64le"), workdir=tmp_path)
+    assert machine.scale == pytest.approx(1.5 * stretch)
+    assert machine.timeout("init") == pytest.approx(60.0 * 1.5 * stretch)
     machine.shutdown()

@@ -106,6 +106,26 @@ def test_a_transcript_is_compared_after_upstreams_filter(tmp_path):
     assert "unrelated" not in outcome.message
 
 
+def test_a_transcript_ignores_the_fake_signals_notice_that_contains_still_sees(tmp_path):
+    """A busy host can hold a transition past its 15 tries: upstream's transcript is still
+    met, and a scenario that asks for the notice (`contains`) still finds it."""
+    guest = FakeGuest()
+    guest.logs_while("true", "livepatch: 'p': starting patching transition",
+                     "livepatch: signaling remaining tasks",
+                     "livepatch: 'p': patching complete")
+    outcome = run(guest, scenario(tmp_path, """\
+        steps:
+          - run: 'true'
+          - log: ["livepatch: 'p': starting patching transition",
+                  "livepatch: 'p': patching complete"]
+          - log: {contains: ["livepatch: signaling remaining tasks"]}
+          - log: {absent: ["livepatch: signaling remaining tasks"]}
+        """))
+    assert outcome.status == "fail"
+    assert outcome.message.startswith("step 4, log")
+    assert "must not appear" in outcome.message
+
+
 def test_a_kernel_splat_fails_a_scenario_that_otherwise_passed(tmp_path):
     guest = FakeGuest()
     guest.logs_while("true", "WARNING: CPU: 0 PID: 1 at kernel/livepatch/core.c:1 x+0x1/0x2")
