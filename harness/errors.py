@@ -84,6 +84,7 @@ class WaitTimeout(HarnessError):
     """A wait ran out of time; says what it waited for and what it saw."""
 
     def __init__(self, awaited: str, timeout: float, seen: str = ""):
+        self.timeout = timeout   # the seconds really waited (scaled)
         msg = f"timed out after {timeout:.1f}s waiting for {awaited}"
         if seen:
             msg += f"; last seen: {seen}"

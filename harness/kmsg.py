@@ -106,7 +106,8 @@ class Stream:
         mark = f"{self.MARK}{id(self):x}-{self._count}"
         # Level 7 (debug): kept in the log, not printed on the (slow, emulated) console.
         guest.run(f"echo '<7>{mark}' > /dev/kmsg")
-        deadline = time.monotonic() + timeout * guest.scale
+        limit = timeout * guest.scale
+        deadline = time.monotonic() + limit
         with self._cond:
             while True:
                 for r in reversed(self._records):
@@ -116,7 +117,7 @@ class Stream:
                     raise HarnessError("the guest's /dev/kmsg reader ended")
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise WaitTimeout("the kernel log marker to arrive", timeout, mark)
+                    raise WaitTimeout("the kernel log marker to arrive", limit, mark)
                 self._cond.wait(min(remaining, 1.0))
 
     def records(self, after: int = -1) -> List[Record]:

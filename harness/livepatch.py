@@ -122,7 +122,7 @@ def wait_value(guest: Guest, path: str, value: str, timeout: float) -> None:
     except WaitTimeout as e:
         shows = guest.run(f"cat {q} 2>&1").stdout.strip() or "(nothing)"
         raise WaitTimeout(f"{path} to read {value!r} (it shows {shows!r})",
-                          timeout * guest.scale, str(e).partition("last seen: ")[2]) from None
+                          e.timeout, str(e).partition("last seen: ")[2]) from None
 
 
 def wait_unused(guest: Guest, module: str, timeout: float) -> None:

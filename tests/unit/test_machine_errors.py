@@ -30,16 +30,21 @@ def test_bad_machine_options_are_refused_before_anything_runs(argv, complaint, c
     assert complaint in capsys.readouterr().err
 
 
+def _ppc64le_machine(tmp_path, config):
+    """A Machine (not booted) for an image whose kernel config has ``config``'s symbols."""
+    class Image:
+        def config_symbols(self):
+            return config
+    return Machine(image=Image(), profile=arch.get("ppc64le"), workdir=tmp_path)
+
+
 @pytest.mark.parametrize("config, factor", [
     ({}, 1.0), ({"CONFIG_KASAN": "y"}, 2.0),
     ({"CONFIG_KASAN": "y", "CONFIG_PROVE_LOCKING": "y"}, 3.0),
     ({"CONFIG_PROVE_LOCKING": "n"}, 1.0)])
 def test_a_debug_kernel_gets_longer_to_boot(tmp_path, monkeypatch, config, factor):
     monkeypatch.setattr(machinemod, "host_load", lambda: 1.0)   # whatever runs beside
-    class Image:
-        def config_symbols(self):
-            return config
-    machine = Machine(image=Image(), profile=arch.get("ppc64le"), workdir=tmp_path)
+    machine = _ppc64le_machine(tmp_path, config)
     assert machine.timeout("init") == pytest.approx(60.0 * 1.5 * factor)
     machine.shutdown()
 
@@ -50,10 +55,7 @@ def test_an_oversubscribed_host_stretches_every_wait(tmp_path, monkeypatch, load
                                                       stretch):
     monkeypatch.setattr(machinemod.os, "getloadavg", lambda: (load, load, load))
     monkeypatch.setattr(machinemod.os, "cpu_count", lambda: cores)
-    class Image:
-        def config_symbols(self):
-            return {}
-    machine = Machine(image=Image(), profile=arch.get("ppc64le"), workdir=tmp_path)
+    machine = _ppc64le_machine(tmp_path, {})
     assert machine.scale == pytest.approx(1.5 * stretch)
     assert machine.timeout("init") == pytest.approx(60.0 * 1.5 * stretch)
     machine.shutdown()
