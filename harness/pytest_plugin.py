@@ -97,6 +97,13 @@ def selected_arches(config) -> List[str]:
 
 
 def pytest_configure(config):
+    # Under -n pytest-xdist's controller collects nothing: a mistyped path would end as "no
+    # tests ran" (exit 5) without naming it. Refuse it here, as pytest alone does.
+    for arg in config.args:
+        path = Path(arg.split("::")[0])
+        if not (config.invocation_params.dir / path).exists():
+            raise pytest.UsageError(f"file or directory not found: {arg} (check the path; "
+                                    f"scenarios are under scenarios/)")
     config.addinivalue_line("markers", "vm: boots a real QEMU guest")
     config.addinivalue_line("markers", "klp_image(name, arch=A): the test builds image `name` "
                             "for A itself; built with the session's images, in parallel")
