@@ -9,13 +9,14 @@ import time
 from pathlib import Path
 from typing import List
 
-from . import (bench, bisect, cache, external, hosttools, image as imagemod, klpbuild,
-               kselftest, modules, options, report)
+from . import (bench, bisect, buildfigures, cache, external, hosttools, image as imagemod,
+               klpbuild, kselftest, modules, options, phases, report)
 from .errors import HarnessError, InputError
 from .scenario import Scenario, discover, known_upstream_failures
 from .session import Options, RunInterrupted, Session, summary
 
 SCENARIOS = imagemod.PROJECT / "scenarios"
+STARTED = time.monotonic()   # the run's wall time counts from here (and ./klp's set-up)
 PARITY = kselftest.PARITY_SCENARIOS
 
 
@@ -43,11 +44,13 @@ def _options(args) -> Options:
 
 
 def cmd_setup(args) -> int:
+    started = time.monotonic()
     recipe = imagemod.Recipe.load(imagemod.recipe_path(args.image))
     installed = hosttools.install_missing(
         hosttools.needed_for(_arches(args), recipe.builds_kernel,
                              klp_build=recipe.builds_kernel, tests=args.tests))
     print("host packages installed: " + (" ".join(installed) if installed else "none needed"))
+    phases.record_external("host packages", time.monotonic() - started, phases.process_total())
     return 0
 
 
@@ -55,6 +58,20 @@ def cmd_images_build(args) -> int:
     built = imagemod.build_all(args.image, _arches(args), args.mirror, args.kernel_tree)
     for a, img in built.items():
         print(f"{img.name} {a}: {img.dir} (kernel {img.kernel_release})")
+    return 0
+
+
+def cmd_images_figures(args) -> int:
+    """Refresh the shipped build figures (images/build-figures.json) of an image's kernels
+    from builds on this machine."""
+    arches = [a for a in _arches(args) if a in imagemod.source_built_arches(args.image)]
+    if not arches:
+        raise HarnessError(f"image {args.image} builds no kernel from source: it has no "
+                           "build figures")
+    imagemod.build_all(args.image, arches, args.mirror)   # the missing ones, at once
+    for a in arches:
+        print(imagemod.record_figures(args.image, a, args.mirror))
+    print(f"written: {imagemod.BUILD_FIGURES}")
     return 0
 
 
@@ -112,6 +129,9 @@ def cmd_run(args) -> int:
     if outcomes:
         page = report.write(session.options.artifacts, outcomes, table)
         print(f"report: {page}")
+    # Where the time went: on stderr beside the wall time, and phases.json in the run's dir.
+    print(phases.finish(session.options.artifacts, STARTED, buildfigures.cores()),
+          file=sys.stderr)
     if interrupted:
         return 130
     return 1 if any(o.status == "fail" for o in outcomes) else 0
@@ -219,6 +239,11 @@ def parser() -> argparse.ArgumentParser:
     s = images.add_parser("build", help="build (or find cached) images")
     _common(s)
     s.set_defaults(func=cmd_images_build)
+    s = images.add_parser("figures", help="measure an image's kernel builds (building them "
+                                          "if need be) into images/build-figures.json, "
+                                          "which a first build's progress estimate reads")
+    _common(s)
+    s.set_defaults(func=cmd_images_figures)
 
     s = sub.add_parser("validate", help="check scenario files; exit 2 if any is invalid")
     s.add_argument("files", nargs="*", help="scenario files or directories (default: scenarios/)")

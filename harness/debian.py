@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 from typing import Dict, List, Sequence
 
-from . import hosttools
+from . import hosttools, phases
 from .cache import progress
 from .errors import BuildError
 
@@ -51,7 +51,7 @@ def mmdebstrap(cmd: List[str], log: Path, what: str) -> None:
     with open(log, "a") as out:
         out.write("$ " + " ".join(cmd) + "\n")
         out.flush()
-        result = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, check=False)
+        result = phases.run(cmd, stdout=out, stderr=subprocess.STDOUT, check=False)
     if result.returncode != 0:
         tail = "\n".join(Path(log).read_text(errors="replace").splitlines()[-15:])
         raise BuildError(what, log, tail)

@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Tuple
 
 from . import arch as archmod
 from . import buildroot, cache, debian, hosttools, initramfs, kernelbuild, kernelfile
-from . import kernelsource
+from . import buildfigures, kernelsource, klporig, phases
 from .errors import BuildError, KernelBuildError, RecipeError, UnsupportedArch
 from .mirror import debian_mirror
 from .yamlsrc import Fields, load
@@ -32,6 +32,7 @@ from .yamlsrc import Fields, load
 PROJECT = Path(__file__).resolve().parent.parent
 IMAGES_DIR = Path(os.environ.get("KLP_HARNESS_IMAGES", PROJECT / "images"))
 KCONFIG_DIR = IMAGES_DIR / "kconfig"
+BUILD_FIGURES = IMAGES_DIR / "build-figures.json"   # see buildfigures
 DEFAULT_IMAGE = "linux-7.3"
 # The code that decides what an image contains is one of its inputs: change it, and images
 # are rebuilt rather than trusted. (The kernel build has its own stamp; see kernelbuild.)
@@ -220,7 +221,12 @@ def build(name: str = DEFAULT_IMAGE, arch: str = "x86_64", mirror: Optional[str]
     for program, package in hosttools.needed_for([arch], recipe.builds_kernel).items():
         hosttools.require(program, package, f"to build and boot {arch} images")
     key = f"{recipe.name}-{arch}-{builder.input_hash()}"
-    image = Image.from_dir(cache.entry("images", key, builder.run,
+
+    def run(out: Path) -> None:
+        with phases.phase(f"image {arch}"):   # its kernel's build is a phase of its own
+            builder.run(out)
+
+    image = Image.from_dir(cache.entry("images", key, run,
                                        f"image {name} for {arch} ({builder.kernel_label()})"))
     builder.sync_kbuild()
     builder.check_host(image)
@@ -237,6 +243,34 @@ def build_all(name: str, arches: List[str], mirror: Optional[str] = None,
         futures = {a: pool.submit(build, name, a, mirror, kernel_tree) for a in arches}
         concurrent.futures.wait(futures.values())
     return {a: f.result() for a, f in futures.items()}
+
+
+def record_figures(name: str, arch: str, mirror: Optional[str] = None) -> str:
+    """Write what the last full build of image ``name``'s kernel for ``arch`` measured
+    into the shipped figures (buildfigures), building it first if need be; returns a line
+    saying what was written. A build dir whose last full build was another config is an
+    error: its figures would not be this one's."""
+    build(name, arch, mirror)
+    recipe = Recipe.load(recipe_path(name))
+    b = _SourceBuild(recipe, archmod.get(arch), lambda: debian_mirror(mirror), None)
+    kb = b._kernel()
+    found = buildfigures.measured(kb.build_dir)
+    stamp = (kb.build_dir / kernelbuild.STAMP).read_text()
+    if not found or found.get("identity") != stamp:
+        raise BuildError(f"{kb.build_dir} was last built in full for another configuration, "
+                         "so what it measured is not this kernel's: remove the dir and run "
+                         "this again (the kernel is built anew)")
+    figures = buildfigures.Figures(found["steps"], found["cpu_seconds"], b.figures_inputs(),
+                                   b.variant)
+    buildfigures.store(BUILD_FIGURES, name, arch, figures)
+    return f"{name} {arch}: {figures.steps} steps, {figures.cpu_seconds:.0f} CPU seconds"
+
+
+def source_built_arches(name: str) -> List[str]:
+    """The arches of recipe ``name`` whose kernel is built from source (none for a
+    distribution kernel's recipe)."""
+    recipe = Recipe.load(recipe_path(name))
+    return list(recipe.arches) if recipe.builds_kernel else []
 
 
 def recipe_line(recipe: Recipe, key: str) -> Optional[int]:
@@ -455,22 +489,42 @@ def kernel_inputs(name: str, arch: str, mirror: Optional[str] = None,
     return b.source, b.profile, b.fragments
 
 
+def recipe_fragments(recipe: Recipe, profile: archmod.ArchProfile) -> List[Path]:
+    """The config fragments of a source-built recipe's kernel for ``profile``, in the order
+    they are applied: the recipe's, its per-arch ones, then the arch's own."""
+    k = recipe.kernel
+    names = k["config"] + k.get("arch-config", {}).get(profile.name, [])
+    return [KCONFIG_DIR / f for f in names] + [KCONFIG_DIR / profile.kconfig_fragment]
+
+
+def config_variant(recipe: Recipe) -> str:
+    """Fragments beyond the common base make a variant (debug.config): it keeps a build
+    dir of its own, as switching one dir between the two configs recompiles nearly all."""
+    return "+".join(Path(f).stem for f in recipe.kernel["config"] if f != "common.config")
+
+
+def figures_inputs(recipe: Recipe, profile: archmod.ArchProfile) -> str:
+    """What the shipped build figures of ``recipe`` on ``profile`` were measured on."""
+    return buildfigures.inputs(recipe.kernel, recipe_fragments(recipe, profile))
+
+
 class _SourceBuild(_Build):
     """A kernel built from source with our config fragments, in a kept build dir."""
 
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
         k = self.recipe.kernel
-        names = k["config"] + k.get("arch-config", {}).get(self.profile.name, [])
-        self.fragments = [KCONFIG_DIR / f for f in names]
-        self.fragments.append(KCONFIG_DIR / self.profile.kconfig_fragment)
-        # Fragments beyond the common base make a variant (debug.config): it keeps a build
-        # dir of its own, as switching one dir between the two configs recompiles nearly all.
-        self.variant = "+".join(Path(f).stem for f in k["config"] if f != "common.config")
+        self.fragments = recipe_fragments(self.recipe, self.profile)
+        self.variant = config_variant(self.recipe)
         if self.kernel_tree is not None:
             self.source = kernelsource.local_tree(self.kernel_tree)
         else:
             self.source = kernelsource.debian_package(k["package"], k["suite"], self.mirror)
+        # Where klp-build can run, the kernel is built as its original build (klporig), not
+        # once for the image and again for klp-build. Not for a tree of one's own (bisect):
+        # its O= build dir keeps steps incremental, and it is no klp-build workspace.
+        self.klp_vars = (klporig.make_vars(self.source.tree, self.profile)
+                         if self.kernel_tree is None and self.build_dir is None else None)
 
     def kernel_label(self) -> str:
         where = (f"the tree {self.source.tree}" if self.kernel_tree is not None
@@ -492,7 +546,7 @@ class _SourceBuild(_Build):
                 f"another --arch, or a kernel of {since[0]}.{since[1]} or later")
 
     def input_hash(self) -> str:
-        kernel = kernelbuild.identity(self.source, self.profile, self.fragments)
+        kernel = kernelbuild.identity(self.source, self.profile, self.fragments, self.klp_vars)
         h = cache.InputHash("source-image").text("base", super().input_hash()).text(
             "kernel", kernel)
         if self.build_dir is not None:   # the manifest names it: an image per build dir
@@ -503,16 +557,30 @@ class _SourceBuild(_Build):
         # The kept build dir is shared by every image of this source and arch: after another
         # config or commit was built there, a cached image would hand modules a build dir of
         # another kernel. Its stamp says; make brings it back (incrementally) if needed.
-        kernelbuild.build(self.source, self.profile, self.fragments, self.kept_build_dir())
+        self._kernel()
+
+    def _kernel(self) -> kernelbuild.KernelBuild:
+        return kernelbuild.build(self.source, self.profile, self.fragments,
+                                 self.kept_build_dir(), klp_vars=self.klp_vars,
+                                 figures=self.figures())
+
+    def figures(self) -> Optional[buildfigures.Figures]:
+        """The recipe's shipped build figures for this arch (for a first build's ETA)."""
+        return buildfigures.lookup(BUILD_FIGURES, self.recipe.name, self.profile.name,
+                                   self.figures_inputs(), self.variant)
+
+    def figures_inputs(self) -> str:
+        return figures_inputs(self.recipe, self.profile)
 
     def kept_build_dir(self) -> Optional[Path]:
         if self.build_dir is not None or not self.variant:
             return self.build_dir
-        return kernelbuild.default_build_dir(self.source, self.profile, self.variant)
+        return kernelbuild.default_build_dir(self.source, self.profile, self.variant,
+                                             self.klp_vars is not None)
 
     def run(self, out: Path) -> None:
         log = out / "build.log"
-        kb = kernelbuild.build(self.source, self.profile, self.fragments, self.kept_build_dir())
+        kb = self._kernel()
         shutil.copy(kb.image, out / "kernel")
         shutil.copy(kb.build_dir / ".config", out / "config")
         for rel in self.recipe.selftest_paths:

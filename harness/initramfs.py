@@ -15,7 +15,7 @@ from typing import Iterable, List, Set
 
 from cryptography.hazmat.primitives import serialization
 
-from . import hosttools, sshkey
+from . import hosttools, phases, sshkey
 from .errors import BuildError
 
 GUEST_FILES = Path(__file__).resolve().parent.parent / "images" / "guest"
@@ -157,5 +157,5 @@ def pack(tree: Path, dest: Path) -> None:
     hosttools.require("cpio", "cpio", "to pack the initramfs")
     paths = sorted(str(p.relative_to(tree)) for p in tree.rglob("*"))
     with open(dest, "wb") as out:
-        subprocess.run(["cpio", "--quiet", "--null", "-o", "-H", "newc", "-R", "0:0"],
+        phases.run(["cpio", "--quiet", "--null", "-o", "-H", "newc", "-R", "0:0"],
                        input="\0".join(paths).encode() + b"\0", cwd=tree, stdout=out, check=True)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from . import arch as archmod
-from . import cache, hosttools, kconfig
+from . import buildfigures, cache, hosttools, kconfig, klporig, phases
 from .errors import KernelBuildError
 from .kernelsource import KernelSource
 
@@ -39,6 +39,7 @@ class KernelBuild:
     release: str        # `uname -r` of the built kernel
     image: Path         # the file QEMU boots
     seconds: float      # time spent in make by this call (0 when the stamp matched)
+    cpu_seconds: float = 0.0   # make's CPU time, its children's included
 
 
 @functools.lru_cache(maxsize=None)   # asked for by every cache key; the answer is fixed
@@ -49,33 +50,42 @@ def compiler_version(profile: archmod.ArchProfile) -> str:
 
 
 def identity(source: KernelSource, profile: archmod.ArchProfile,
-             fragments: Sequence[Path]) -> str:
+             fragments: Sequence[Path], klp_vars: Optional[Dict[str, str]] = None) -> str:
     """Everything that decides the built kernel, as one hash."""
     h = cache.InputHash("kernel").text("source", source.identity).text("arch", profile.name)
     h.text("compiler", compiler_version(profile)).text("target", profile.kernel_target)
     for i, frag in enumerate(fragments):
         h.file(f"fragment{i}", frag)
+    if klp_vars is not None:
+        h.text("klp-build", json.dumps(klp_vars, sort_keys=True))
     return h.hexdigest()
 
 
 def default_build_dir(source: KernelSource, profile: archmod.ArchProfile,
-                      variant: str = "") -> Path:
+                      variant: str = "", in_tree: bool = False) -> Path:
     """One kept build dir per source location, arch, compiler and config variant ("" or
     "debug"). A config change builds in the same dir: Kbuild recompiles only what the
-    changed symbols touch."""
+    changed symbols touch. ``in_tree``: a copy of the source built in place (klporig)."""
     h = cache.InputHash("kbuild").text("compiler", compiler_version(profile))
-    slot = f"{source.build_slot}-{profile.name}" + (f"-{variant}" if variant else "")
+    slot = (f"{source.build_slot}-{profile.name}" + (f"-{variant}" if variant else "")
+            + ("-klp-build" if in_tree else ""))
     return cache.root() / "kbuild" / f"{slot}-{h.hexdigest(10)}"
 
 
 def build(source: KernelSource, profile: archmod.ArchProfile, fragments: Sequence[Path],
-          build_dir: Optional[Path] = None, force: bool = False) -> KernelBuild:
+          build_dir: Optional[Path] = None, force: bool = False,
+          klp_vars: Optional[Dict[str, str]] = None,
+          figures: Optional[buildfigures.Figures] = None) -> KernelBuild:
     """Build (or find already built) the kernel of ``source`` for ``profile``; ``force``
-    hands it to make even when the stamp says nothing changed (make still decides)."""
+    hands it to make even when the stamp says nothing changed (make still decides).
+    ``klp_vars`` (klporig.make_vars): built in-tree, in a copy of the source, as
+    klp-build's original build, so that klp-build need not compile it again. ``figures``:
+    the recipe's shipped figures, for the progress of a first build here."""
     for program, package in hosttools.KERNEL_BUILD.items():
         hosttools.require(program, package, "to build kernels")
-    build_dir = build_dir or default_build_dir(source, profile)
-    wanted = identity(source, profile, fragments)
+    in_tree = klp_vars is not None
+    build_dir = build_dir or default_build_dir(source, profile, in_tree=in_tree)
+    wanted = identity(source, profile, fragments, klp_vars)
     build_dir.mkdir(parents=True, exist_ok=True)
     with cache.locked(build_dir.with_name(build_dir.name + ".lock")):
         stamp = build_dir / STAMP
@@ -83,13 +93,40 @@ def build(source: KernelSource, profile: archmod.ArchProfile, fragments: Sequenc
         if not force and stamp.exists() and stamp.read_text() == wanted and image.exists():
             return KernelBuild(build_dir, _release(build_dir), image, 0.0)
         stamp.unlink(missing_ok=True)
-        make = _Make(source, profile, build_dir)
-        started = time.monotonic()
-        make.configure(fragments)
-        make.run([profile.kernel_target, "modules"],
-                 f"kernel {source.version} for {profile.name}")
+        with phases.phase(f"kernel {profile.name}"):
+            if in_tree:
+                _copy_source(source, build_dir)
+            make = _Make(source, profile, build_dir, klp_vars, figures)
+            started = time.monotonic()
+            make.configure(fragments)
+            targets = [profile.kernel_target, "modules"]
+            if in_tree:   # klp-build's own targets too, so its patched build finds them made
+                targets = list(dict.fromkeys(targets + list(klporig.TARGETS)))
+            full = not (build_dir / "vmlinux").exists()
+            steps = make.run(targets, f"kernel {source.version} for {profile.name}"
+                             + (" (in-tree, as klp-build's original build)" if in_tree else ""))
+        if in_tree:
+            (build_dir / klporig.MARKER).write_text(
+                "".join(f"{k}={v}\n" for k, v in sorted(klp_vars.items())))
+        if full:   # what `klp-harness images figures` ships for the next newcomer
+            cache.write_whole(build_dir / buildfigures.MEASURED, json.dumps(
+                {"steps": steps, "cpu_seconds": round(make.cpu, 1), "identity": wanted}) + "\n")
         stamp.write_text(wanted)
-        return KernelBuild(build_dir, _release(build_dir), image, time.monotonic() - started)
+        return KernelBuild(build_dir, _release(build_dir), image, time.monotonic() - started,
+                           make.cpu)
+
+
+def _copy_source(source: KernelSource, build_dir: Path) -> None:
+    """The source tree copied into ``build_dir`` for an in-tree build, once: a later
+    build of another config there is incremental, like an O= dir's."""
+    if (build_dir / "Makefile").exists():
+        return
+    cache.progress(f"copying the kernel source {source.tree} to {build_dir} (in-tree build)")
+    pack = subprocess.Popen(["tar", "-C", str(source.tree), "--exclude=./.git", "-cf", "-",
+                             "."], stdout=subprocess.PIPE)
+    unpack = subprocess.run(["tar", "-C", str(build_dir), "-xf", "-"], stdin=pack.stdout)
+    if pack.wait() != 0 or unpack.returncode != 0:
+        raise KernelBuildError(f"copying the kernel source {source.tree} to {build_dir}")
 
 
 def _release(build_dir: Path) -> str:
@@ -97,11 +134,18 @@ def _release(build_dir: Path) -> str:
 
 
 class _Make:
-    def __init__(self, source: KernelSource, profile: archmod.ArchProfile, build_dir: Path):
+    def __init__(self, source: KernelSource, profile: archmod.ArchProfile, build_dir: Path,
+                 klp_vars: Optional[Dict[str, str]] = None,
+                 figures: Optional[buildfigures.Figures] = None):
         self.source, self.profile, self.build_dir = source, profile, build_dir
+        self.figures, self.cpu = figures, 0.0
         self.log = build_dir / "klp-harness-build.log"
-        self.base = ["make", "-C", str(source.tree), f"O={build_dir}",
-                     f"ARCH={profile.kernel_arch}"]
+        if klp_vars is None:
+            self.base = ["make", "-C", str(source.tree), f"O={build_dir}"]
+        else:   # klp-build builds in-tree only
+            self.base = ["make", "-C", str(build_dir)]
+            self.base += [f"{k}={v}" for k, v in klp_vars.items()]
+        self.base.append(f"ARCH={profile.kernel_arch}")
         if profile.cross_compile():
             self.base.append(f"CROSS_COMPILE={profile.cross_compile()}")
 
@@ -126,18 +170,19 @@ class _Make:
                 "alternative ('CONFIG_OLD=y | CONFIG_NEW=y')",
                 self.build_dir / ".config", "\n".join(unmet))
 
-    def run(self, targets: List[str], what: str) -> None:
-        self._call([jobs(), *targets], f"building {what}", show_progress=True)
+    def run(self, targets: List[str], what: str) -> int:
+        """make ``targets``; returns the steps Kbuild printed."""
+        return self._call([jobs(), *targets], f"building {what}", show_progress=True)
 
-    def _call(self, args: List[str], what: str, show_progress: bool = False) -> None:
+    def _call(self, args: List[str], what: str, show_progress: bool = False) -> int:
         cmd = self.base + args
-        counter = _Progress(what, self.build_dir) if show_progress else None
+        counter = _Progress(what, self.build_dir, self.figures) if show_progress else None
         with open(self.log, "a") as log:
             log.write("$ " + " ".join(cmd) + "\n")
             log.flush()
             env = c_locale_env()
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    text=True, errors="replace", env=env)
+            proc = phases.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, errors="replace", env=env)
             if counter:
                 counter.start()
             for line in proc.stdout:
@@ -145,10 +190,12 @@ class _Make:
                 if counter:
                     counter.line(line)
             rc = proc.wait()
+            self.cpu += proc.cpu
         if counter:
             counter.stop(rc == 0)
         if rc != 0:
             raise KernelBuildError(f"{what} ({' '.join(cmd)})", self.log, _errors(self.log))
+        return counter.count if counter else 0
 
 
 def c_locale_env() -> dict:
@@ -187,17 +234,27 @@ def time_left(done: int, total: int, elapsed: float) -> str:
 
 class _Progress:
     """Counts Kbuild's ' CC  file' lines; prints one line every PROGRESS_EVERY seconds: the
-    fraction done and an estimate of the time left when an earlier build of the same
-    configuration (the same kernel, arch and .config, in any build dir) said how many
-    steps there are; else that this is the first."""
+    fraction done and an estimate of the time left. The total is what an earlier build of
+    the same configuration here counted (the same kernel, arch and .config, in any build
+    dir), else the recipe's shipped figures (buildfigures), else unknown. Early on, the
+    time left comes from the figures' CPU seconds and how many builds share the cores; from
+    a tenth of the steps on, from the pace so far."""
 
-    def __init__(self, what: str, build_dir: Path):
-        self.what, self.count, self.last = what, 0, ""
+    running = 0                  # builds in progress in this process, sharing the cores
+    _running_lock = threading.Lock()
+
+    def __init__(self, what: str, build_dir: Path,
+                 figures: Optional[buildfigures.Figures] = None):
+        self.what, self.count, self.last, self.figures = what, 0, "", figures
         config = build_dir / ".config"
         self.key = (cache.InputHash("steps").text("what", what)
                     .file("config", config).hexdigest() if config.exists() else "")
         self.totals = cache.root() / "kernel-build-steps.json"
         self.total = self._known().get(self.key, 0)
+        self.origin = "counted by an earlier build here"
+        if not self.total and figures:
+            self.total, self.origin = figures.steps, f"the recipe's shipped figures" + (
+                f" (borrowed from {figures.borrowed})" if figures.borrowed else "")
         self.full = not (build_dir / "vmlinux").exists()   # a rebuild counts only its few
         self.started = time.monotonic()
         self._done = threading.Event()
@@ -210,8 +267,16 @@ class _Progress:
             return {}
 
     def start(self) -> None:
-        cache.progress(f"{self.what}: started" + ("" if self.total else
-                       " (the first build of this configuration: no total known yet)"))
+        with _Progress._running_lock:
+            _Progress.running += 1
+        if not self.total:
+            said = " (the first build of this configuration: no total known yet)"
+        else:
+            said = f": ~{self.total} steps ({self.origin})"
+            if self.full and self.figures:
+                said += (f", about {self.figures.eta(self.running, buildfigures.cores()) / 60:.0f}"
+                         f" min with {self.running} build(s) on {buildfigures.cores()} cores")
+        cache.progress(f"{self.what}: started{said}")
         self._thread.start()
 
     def line(self, line: str) -> None:
@@ -224,8 +289,12 @@ class _Progress:
         if not self.total:
             return f"{self.count} steps, {elapsed:.0f}s (first build: no total known)"
         done = min(self.count, self.total)
+        left = time_left(self.count, self.total, elapsed)
+        if self.full and self.figures and done * 10 < self.total:   # the pace is not yet
+            eta = self.figures.eta(self.running, buildfigures.cores()) - elapsed   # telling
+            left = f", about {max(eta, 0):.0f}s left" if eta > 0 else left
         return (f"{self.count} of ~{self.total} steps ({100 * done // self.total}%), "
-                f"{elapsed:.0f}s{time_left(self.count, self.total, elapsed)}")
+                f"{elapsed:.0f}s{left}")
 
     def _report(self) -> None:
         while not self._done.wait(PROGRESS_EVERY):
@@ -234,6 +303,8 @@ class _Progress:
 
     def stop(self, ok: bool) -> None:
         self._done.set()
+        with _Progress._running_lock:
+            _Progress.running -= 1
         if ok and self.key and self.full:
             with cache.locked(self.totals.with_name(".kernel-build-steps.lock")):
                 known = self._known()

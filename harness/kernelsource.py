@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Tuple
 
-from . import cache, debian
+from . import cache, debian, phases
 from .errors import BuildError, HarnessError
 
 
@@ -60,7 +60,7 @@ def debian_package(package: str, suite: str, mirror) -> KernelSource:
                              "expected one", log)
         cache.progress(f"unpacking {tarballs[0].name} (about 15 s)")
         (out / "tree").mkdir()
-        subprocess.run(["tar", "-xf", str(tarballs[0]), "-C", str(out / "tree"),
+        phases.run(["tar", "-xf", str(tarballs[0]), "-C", str(out / "tree"),
                         "--strip-components=1"], check=True)
         changelog = pkgs / "usr/share/doc" / package / "changelog.Debian.gz"
         with gzip.open(changelog, "rt") as f:
@@ -68,7 +68,12 @@ def debian_package(package: str, suite: str, mirror) -> KernelSource:
         (out / "version").write_text(first.split("(")[1].split(")")[0] + "\n")
         subprocess.run(["rm", "-rf", str(pkgs)], check=True)
 
-    entry = cache.entry("sources", f"{package}-{suite}", fetch, f"{package} from {suite}")
+    def fetch_timed(out: Path) -> None:
+        with phases.phase("sources"):
+            fetch(out)
+
+    entry = cache.entry("sources", f"{package}-{suite}", fetch_timed,
+                        f"{package} from {suite}")
     version = (entry / "version").read_text().strip()
     return KernelSource(tree=entry / "tree", identity=f"debian {package} {version}",
                         build_slot=f"{package}-{version}")

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from . import arch as archmod
-from . import cache, hosttools, kernelbuild, kernelsource
+from . import cache, hosttools, kernelbuild, kernelsource, klporig, phases
 from .errors import HarnessError
 from .image import Image
 
@@ -62,7 +62,10 @@ class Refused(HarnessError):
 
 def source_tree(image: Image) -> Optional[Path]:
     """The kernel source the image's kernel was built from (its build dir's ``source``
-    link, which Kbuild makes for O= builds); None for a distribution kernel."""
+    link, which Kbuild makes for O= builds; the build dir itself for an in-tree build);
+    None for a distribution kernel."""
+    if klporig.is_shared(image.kbuild_dir):
+        return image.kbuild_dir
     link = image.kbuild_dir / "source"
     return link.resolve() if link.is_symlink() else None
 
@@ -142,7 +145,9 @@ def _require_tools() -> None:
 
 class Workspace:
     """A copy of an image's kernel source where klp-build runs, with the original build
-    kept between runs; under ``root`` (default: the cache's klp-build/)."""
+    kept between runs; under ``root`` (default: the cache's klp-build/). Where the image's
+    kernel was built as klp-build's original build (klporig), the copy is of that built
+    tree, and the original build is not run again."""
 
     def __init__(self, image: Image, root: Optional[Path] = None):
         self.image = image
@@ -165,23 +170,33 @@ class Workspace:
         if self.dir.exists():
             return
         tree, tmp = source_tree(self.image), self.dir.with_name(f".{self.name}.tmp")
+        shared = klporig.is_shared(self.image.kbuild_dir)
         shutil.rmtree(tmp, ignore_errors=True)
         (tmp / "tree").mkdir(parents=True)
         started = time.monotonic()
-        # tar, not a Python copy: 80,000 files; .git is not needed to build.
-        pack = subprocess.Popen(["tar", "-C", str(tree), "--exclude=./.git", "-cf", "-", "."],
-                                stdout=subprocess.PIPE)
-        unpack = subprocess.run(["tar", "-C", str(tmp / "tree"), "-xf", "-"], stdin=pack.stdout)
+        # tar, not a Python copy: 80,000 files; .git is not needed to build. It keeps the
+        # files' times, so make finds a copied build up to date.
+        kbuild = self.image.kbuild_dir
+        with cache.locked(kbuild.with_name(kbuild.name + ".lock")):   # no build under way
+            pack = subprocess.Popen(["tar", "-C", str(tree), "--exclude=./.git", "-cf", "-",
+                                     "."], stdout=subprocess.PIPE)
+            unpack = subprocess.run(["tar", "-C", str(tmp / "tree"), "-xf", "-"],
+                                    stdin=pack.stdout)
         if pack.wait() != 0 or unpack.returncode != 0:
             raise HarnessError(f"copying the kernel source {tree} to {tmp / 'tree'} failed")
-        shutil.copy(self.image.kbuild_dir / ".config", tmp / "tree" / ".config")
+        if shared:
+            klporig.seed(tmp / "tree")
+        else:
+            shutil.copy(self.image.kbuild_dir / ".config", tmp / "tree" / ".config")
         tmp.rename(self.dir)
         cache.progress(f"klp-build workspace for {self.image.name} {self.image.arch}: the "
-                       f"kernel source copied to {self.dir} in {time.monotonic() - started:.0f}s")
+                       + ("image's kernel build (klp-build's original build)" if shared
+                          else "kernel source")
+                       + f" copied to {self.dir} in {time.monotonic() - started:.0f}s")
 
     def run(self, source: LivepatchSource, out: Path) -> None:
         """Run klp-build for ``source``; the module (or a `refused` mark) goes to ``out``."""
-        with cache.locked(self.root / f".{self.name}.lock"):
+        with cache.locked(self.root / f".{self.name}.lock"), phases.phase("klp-build"):
             self._make()
             tree = self.dir / "tree"
             orig_done = (tree / "klp-tmp/1-orig/.complete").exists()
@@ -212,7 +227,7 @@ def _call(cmd: List[str], tree: Path, log: Path, progress: "_Progress") -> int:
     with open(log, "w") as f:
         f.write("$ " + " ".join(cmd) + "\n")
         f.flush()
-        proc = subprocess.Popen(cmd, cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        proc = phases.Popen(cmd, cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, errors="replace", env=env)
         progress.start()
         try:

@@ -26,7 +26,7 @@ from typing import Dict, List, Optional
 from qemu.qmp import QMPError
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
-from . import hosttools
+from . import hosttools, phases
 from .arch import ArchProfile
 from .console import Console, connect_unix
 from .errors import BootError, GuestPanic, QemuStartError, WaitTimeout
@@ -118,6 +118,7 @@ class Machine:
         self.guest: Optional[Guest] = None
         self._connecting: Optional[_Connecting] = None
         self._proc: Optional[subprocess.Popen] = None
+        self._cpu_counted = False   # QEMU's CPU time, added to the run's phases once
         self.stage_times: dict = {}
 
     # -- command line -------------------------------------------------------------------
@@ -290,6 +291,9 @@ class Machine:
         """A panicked guest is finished: let QEMU exit (panic=-1, -no-reboot) or end it."""
         if self._proc is None:
             return
+        if not self._cpu_counted:   # before it is reaped: /proc has it until then
+            phases.add_cpu(phases.process_cpu(self._proc.pid), f"scenarios {self.profile.name}")
+            self._cpu_counted = True
         try:
             self._proc.wait(timeout=5)
         except subprocess.TimeoutExpired:

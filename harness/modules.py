@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Set
 
 from . import arch as archmod
-from . import buildroot, cache, hosttools, kernelbuild
+from . import buildroot, cache, hosttools, kernelbuild, phases
 from .errors import BuildError, HarnessError, ModuleBuildError
 from .image import PROJECT, Image, module_name, recipe_path
 from .mirror import debian_mirror
@@ -59,7 +59,7 @@ def _kbuild(image: Image, sources: Path, out: Path) -> None:
     with open(log, "w") as f:
         f.write("$ " + " ".join(cmd) + "\n")
         f.flush()
-        result = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT)
+        result = phases.run(cmd, stdout=f, stderr=subprocess.STDOUT)
     if result.returncode != 0:
         text = log.read_text(errors="replace").splitlines()
         errors = [l for l in text if "error" in l.lower()] or text[-20:]

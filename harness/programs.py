@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Dict
 
 from . import arch as archmod
-from . import cache, hosttools
+from . import cache, hosttools, phases
 from .errors import BuildError
 from .image import Image
 
@@ -54,7 +54,7 @@ def _compile(image: Image, sources: Path, out: Path) -> None:
             cmd = [compiler, *CFLAGS, f"-I{out}", "-o", str(out / src.stem), str(src)]
             f.write("$ " + " ".join(cmd) + "\n")
             f.flush()
-            if subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode != 0:
+            if phases.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode != 0:
                 failed.append(src.name)
     if failed:
         text = log.read_text(errors="replace").splitlines()

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 from . import (accel, arch as archmod, cache, image as imagemod, klpbuild, kselftest, livepatch,
-               pool as poolmod, programs, report, runner, shadow)
+               phases, pool as poolmod, programs, report, runner, shadow)
 from .errors import BootError, BuildError, HarnessError, ScenarioError, WaitTimeout
 from .guest import Guest
 from .machine import Machine, MachineConfig, host_load
@@ -158,14 +158,15 @@ class Session:
             profile = archmod.get(arch)
             image = imagemod.build(self.options.image, arch, self.options.mirror,
                                    self.options.kernel_tree, self.options.build_dir)
-            catalog = ModuleCatalog(image, self.options.module_dirs, self.options.ko_dirs)
-            helpers = guest_programs(image)
+            with phases.phase(f"modules {arch}"):
+                catalog = ModuleCatalog(image, self.options.module_dirs, self.options.ko_dirs)
+                helpers = guest_programs(image)
+                try:
+                    counter_module, unavailable = shadow.build(image), ""
+                except BuildError as e:   # a kernel the counter does not build for
+                    counter_module, unavailable = None, f"the shadow counter does not build: {e}"
             chosen, why = accel.choose(profile, image, self.options.accel)
             log(f"{arch}: {why}")
-            try:
-                counter_module, unavailable = shadow.build(image), ""
-            except BuildError as e:   # a kernel the counter does not build for
-                counter_module, unavailable = None, f"the shadow counter does not build: {e}"
             self._arches[arch] = ArchState(profile, image, catalog, helpers, chosen,
                                            counter_module, unavailable)
             report.record_image(self.options.artifacts, image)
@@ -233,6 +234,10 @@ class Session:
 
     def run_scenario(self, scenario: Scenario, arch: str, slot: int = 0) -> runner.Outcome:
         """Run ``scenario`` on guest ``slot`` of ``arch``'s pool (booted if need be)."""
+        with phases.phase(f"scenarios {arch}"):   # guests' boots too; builds are their own
+            return self._run_scenario(scenario, arch, slot)
+
+    def _run_scenario(self, scenario: Scenario, arch: str, slot: int) -> runner.Outcome:
         reason = scenario.skip_reason(arch)
         if reason:  # decided before building or booting anything
             return runner.Outcome(scenario.id, arch, "skip", reason)
