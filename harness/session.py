@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 from . import (accel, arch as archmod, cache, image as imagemod, klpbuild, kselftest, livepatch,
-               pool as poolmod, programs, report, runner, shadow)
+               pool as poolmod, programs, report, runner, shadow, skipsummary)
 from .errors import BootError, BuildError, HarnessError, ScenarioError, WaitTimeout
 from .guest import Guest
 from .machine import Machine, MachineConfig, host_load
@@ -554,7 +554,8 @@ def _safe(name: str) -> str:
 
 
 def summary(outcomes: List[runner.Outcome]) -> str:
-    """A table: one row per scenario, one column per arch, each cell result and time."""
+    """A table: one row per scenario, one column per arch, each cell result and time; then
+    the counts, and the skips by cause (skipsummary: what would run them)."""
     arches = list(dict.fromkeys(o.arch for o in outcomes))
     cells: Dict[str, Dict[str, str]] = {}
     for o in outcomes:
@@ -572,4 +573,7 @@ def summary(outcomes: List[runner.Outcome]) -> str:
     lines.append(f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped"
                  + (f", {counts['xfail']} expected failures (known kernel failures, "
                     f"negative controls caught)" if counts["xfail"] else ""))
+    if counts["skip"]:
+        lines.append(f"{counts['skip']} skipped, by cause:")
+        lines += skipsummary.lines(skipsummary.groups(outcomes))
     return "\n".join(lines)
