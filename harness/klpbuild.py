@@ -30,6 +30,7 @@ from . import arch as archmod
 from . import cache, hosttools, kernelbuild, kernelsource, klporig, phases
 from .errors import HarnessError
 from .image import Image
+from .skips import Skip
 
 SCRIPT = "scripts/livepatch/klp-build"
 # Module names klp-build accepts unchanged (it turns others into '-', and cuts at 55).
@@ -72,22 +73,35 @@ def source_tree(image: Image) -> Optional[Path]:
 
 def unsupported(image: Image) -> Optional[str]:
     """Why klp-build cannot build livepatches for ``image``, in one line; None if it can."""
+    skip = unsupported_skip(image)
+    return skip.reason if skip else None
+
+
+def unsupported_skip(image: Image) -> Optional[Skip]:
+    """unsupported's answer with its cause: the skip of a scenario that builds livepatches."""
     tree = source_tree(image)
     if tree is None:
-        return (f"image {image.name} boots a kernel built elsewhere; klp-build needs the "
-                "kernel built from its source tree (an image built from source, e.g. linux-7.3)")
+        return Skip(f"image {image.name} boots a kernel built elsewhere; klp-build needs the "
+                    "kernel built from its source tree (an image built from source, e.g. "
+                    "linux-7.3)", "need klp-build, which needs an image built from source")
     version = kernelsource.makefile_version((tree / "Makefile").read_text())
     if not (tree / SCRIPT).is_file():
-        return (f"Linux {version} (image {image.name}) has no klp-build: it came with "
-                "Linux 6.19 (scripts/livepatch/klp-build)")
+        return Skip(f"Linux {version} (image {image.name}) has no klp-build: it came with "
+                    "Linux 6.19 (scripts/livepatch/klp-build)",
+                    f"need klp-build, which Linux {version} has not (it came with 6.19)")
     if image.config_symbols().get("CONFIG_HAVE_KLP_BUILD") != "y":
-        return (f"klp-build does not support {image.arch} in Linux {version} (the arch does "
-                "not select HAVE_KLP_BUILD; as of 7.3 only x86_64 does)")
+        return Skip(f"klp-build does not support {image.arch} in Linux {version} (the arch "
+                    "does not select HAVE_KLP_BUILD; as of 7.3 only x86_64 does)",
+                    f"need klp-build, which Linux {version} has only where the arch selects "
+                    "HAVE_KLP_BUILD (x86_64 as of 7.3)")
     if archmod.get(image.arch).cross_compile():
-        return (f"klp-build does not cross-compile: building {image.arch} livepatches needs "
-                f"a {image.arch} host")
+        return Skip(f"klp-build does not cross-compile: building {image.arch} livepatches "
+                    f"needs a {image.arch} host",
+                    "need klp-build, which does not cross-compile (a host of the arch)")
     if image.config_symbols().get("CONFIG_KLP_BUILD") != "y":
-        return f"the kernel config of image {image.name} lacks CONFIG_KLP_BUILD"
+        return Skip(f"the kernel config of image {image.name} lacks CONFIG_KLP_BUILD",
+                    f"need klp-build, which image {image.name}'s kernel config lacks "
+                    "(CONFIG_KLP_BUILD)")
     return None
 
 

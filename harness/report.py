@@ -8,8 +8,9 @@ Beside the run's ``failed/`` artifacts and ``machines/`` consoles, it holds:
   release and its packages with their versions (what each guest recorded when its image
   was ready, ``images/<arch>.json``);
 - ``report.html``: one self-contained page (no scripts, no outside files but the
-  artifacts it links to): the scenario x architecture matrix coloured by result, with
-  times, each failure linking to its artifacts.
+  artifacts it links to): the counts, the skips by cause (with the command that would
+  run them where another image would), and the scenario x architecture matrix coloured
+  by result, with times, each failure linking to its artifacts.
 
 The same for ``klp-harness run`` and for pytest (the controller writes it, from the
 outcomes its workers reported).
@@ -25,6 +26,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Dict, List
 
+from . import skipsummary
 from .image import PROJECT, Image
 from .runner import Outcome
 
@@ -141,6 +143,8 @@ th.scenario {{ text-align: left; font-weight: normal; font-family: monospace; }}
 .files, .why {{ font-size: 80%; }}
 .why {{ color: #333; max-width: 40em; }}
 .legend span {{ padding: 0.1em 0.4em; margin-right: 0.5em; }}
+#skips ul {{ margin-top: 0; }}
+#skips .count {{ display: inline-block; min-width: 2em; text-align: right; }}
 {style}</style></head>
 <body>
 <h1>klp-harness report</h1>
@@ -148,7 +152,7 @@ th.scenario {{ text-align: left; font-weight: normal; font-family: monospace; }}
 <table id="images"><tr><th>arch</th><th>image</th><th>kernel</th><th>packages</th></tr>
 {image_rows}</table>
 <p class="legend">{legend}</p>
-<table id="matrix">
+{_skips(outcomes)}<table id="matrix">
 <tr><th>scenario</th>{"".join(f'<th class="arch">{e(a)}</th>' for a in arches)}</tr>
 {matrix}
 </table>
@@ -156,6 +160,19 @@ th.scenario {{ text-align: left; font-weight: normal; font-family: monospace; }}
 <a href="versions.json">versions.json</a>, the consoles under <a href="machines/">machines/</a>.</p>
 </body></html>
 """
+
+
+def _skips(outcomes: List[Outcome]) -> str:
+    """The skips by cause under the counts: a skip is rarely something missing."""
+    found = skipsummary.groups(outcomes)
+    if not found:
+        return ""
+    e = html.escape
+    items = "".join(f'<li><span class="count">{g.count}</span> {e(g.label)}'
+                    + (f'<br><code>{e(g.command)}</code>' if g.command else "") + "</li>\n"
+                    for g in found)
+    return (f'<div id="skips"><p>{sum(g.count for g in found)} skipped, by cause:</p>\n'
+            f"<ul>\n{items}</ul></div>\n")
 
 
 class MatrixReader(HTMLParser):

@@ -24,6 +24,7 @@ from .livepatch import SYSFS
 from .modules import ModuleCatalog
 from .scenario import (DEFAULT_LOG_IGNORE, LogExpectation, Scenario, Step, load_error_text,
                        substitute)
+from .skips import Skip
 
 STEP_TIMEOUT = 30.0   # seconds for a wait, at x86_64 TCG speed; scaled per machine
 DYNDBG = "/sys/kernel/debug/dynamic_debug/control"
@@ -42,7 +43,12 @@ class StepFailed(AssertionError):
 
 
 class ScenarioSkipped(Exception):
-    """The kernel lacks something the scenario looks at (e.g. a sysfs attribute)."""
+    """The kernel lacks something the scenario looks at (e.g. a sysfs attribute); ``group``
+    says what, without the step or the kernel release (the skip's cause, skips.Skip)."""
+
+    def __init__(self, message: str, group: str = ""):
+        super().__init__(message)
+        self.group = group or message
 
 
 @dataclass
@@ -61,6 +67,11 @@ class Outcome:
     cause: str = ""              # "livepatch build": klp-build made no livepatch of its patches
     artifacts: str = ""          # where a failure's artifacts were kept
     unclean: str = ""            # what the clean-up could not undo: the guest is replaced
+    skip: Optional[Skip] = None  # a skip's cause (its reason is the message)
+
+    @classmethod
+    def skipped(cls, scenario: str, arch: str, skip: Skip, **kw) -> "Outcome":
+        return cls(scenario, arch, "skip", skip.reason, skip=skip, **kw)
 
 
 def prepare(guest: Guest, programs: Optional[Dict[str, Path]] = None) -> None:
@@ -142,15 +153,9 @@ class Runner:
         modules) was decided before anything booted (Session.run_scenario); here only what
         the running guest tells: its shadow counter and the scenario's guest check."""
         start = time.monotonic()
-        reason = None
-        if scenario.counts_shadow and self.counter is None:
-            reason = f"the scenario counts shadow variables: {self.counter_unavailable}"
-        if reason is None and scenario.requires.guest_check:
-            command, why = scenario.requires.guest_check
-            if self.guest.run(command).status != 0:
-                reason = f"{why} (its requires.guest check failed in the guest)"
-        if reason:
-            return Outcome(scenario.id, self.arch, "skip", reason)
+        skip = self.guest_skip(scenario)
+        if skip:
+            return Outcome.skipped(scenario.id, self.arch, skip)
         begin = self.begin()
         outcome = Outcome(scenario.id, self.arch, "pass")
         try:
@@ -162,6 +167,7 @@ class Runner:
             outcome.status, outcome.message = "fail", str(e)
         except ScenarioSkipped as e:
             outcome.status, outcome.message = "skip", str(e)
+            outcome.skip = Skip(str(e), e.group)
         except KeyboardInterrupt:
             # The guest's shell is still in the interrupted command: no clean-up there
             # (it would wait for that command); the caller stops the guest instead.
@@ -175,6 +181,18 @@ class Runner:
         if outcome.interrupted:
             return outcome
         return expected_failure(scenario, known_failure(scenario, outcome))
+
+    def guest_skip(self, scenario: Scenario) -> Optional[Skip]:
+        """Why the running guest cannot run ``scenario``: no shadow counter where it counts
+        shadow variables, or its requires.guest check failed; None if it can."""
+        if scenario.counts_shadow and self.counter is None:
+            return Skip(f"the scenario counts shadow variables: {self.counter_unavailable}",
+                        "count shadow variables, and the guest has no shadow counter")
+        if scenario.requires.guest_check:
+            command, why = scenario.requires.guest_check
+            if self.guest.run(command).status != 0:
+                return Skip(f"{why} (its requires.guest check failed in the guest)", why)
+        return None
 
     # -- the parts of a run, shared with Python tests (livetest.LiveTest) -----------------
 
@@ -198,7 +216,8 @@ class Runner:
             died = "the guest died: " if isinstance(e, BootError) else ""
             raise StepFailed(f"step {index + 1}, {step.describe(source)}: {died}{e}") from None
         except ScenarioSkipped as e:
-            raise ScenarioSkipped(f"step {index + 1}, {step.describe(source)}: {e}") from None
+            raise ScenarioSkipped(f"step {index + 1}, {step.describe(source)}: {e}",
+                                  e.group) from None
         finally:
             self.timings.append(f"{self._current}: {time.monotonic() - started:.2f}s")
         if step.kind in LIVEPATCH_STEPS:
@@ -359,7 +378,8 @@ class Runner:
             if rest and "/" not in rest and rest not in patch.attrs:
                 if not self._exists(f"{SYSFS}/{path}"):
                     raise ScenarioSkipped(f"this kernel ({self._release()}) has no "
-                                          f"{SYSFS}/<patch>/{rest} attribute")
+                                          f"{SYSFS}/<patch>/{rest} attribute",
+                                          f"need a kernel with {SYSFS}/<patch>/{rest}")
             if want["value"] is not None:
                 got = patch.get(rest)
                 if got != want["value"]:

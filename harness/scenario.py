@@ -19,6 +19,7 @@ from . import arch as archmod
 from .errors import HarnessError, ScenarioError, ScenarioErrors
 from .klpbuild import NAME as LIVEPATCH_NAME, LivepatchSource, check_patches
 from .kernelsource import version_tuple
+from .skips import Skip
 from .yamlsrc import Fields, Node, load
 
 # Lines the kernel-log transcript keeps, as upstream's check_result filters dmesg
@@ -337,18 +338,25 @@ class Scenario:
 
     def skip_reason(self, arch: str, image=None) -> Optional[str]:
         """Why this scenario does not run on ``arch`` (and ``image``), or None if it does."""
+        skip = self.skip(arch, image)
+        return skip.reason if skip else None
+
+    def skip(self, arch: str, image=None) -> Optional[Skip]:
+        """skip_reason's answer with its cause, for the summary to count by cause."""
         req = self.requires
         if arch not in req.arches:
-            return f"scenario requires {', '.join(req.arches)}"
+            return Skip(f"scenario requires {', '.join(req.arches)}",
+                        f"are for {', '.join(req.arches)} only (requires.arches)")
         if image is None:
             return None
         if req.kernel and version_tuple(image.kernel_release) < version_tuple(req.kernel):
-            return (f"needs kernel {req.kernel} or newer; the image has "
-                    f"{image.kernel_release}")
+            return Skip(f"needs kernel {req.kernel} or newer; the image has "
+                        f"{image.kernel_release}", f"need Linux {req.kernel} or newer")
         config = image.config_symbols()
-        missing = [s for s in req.config if config.get(s) not in ("y", "m")]
+        missing = tuple(s for s in req.config if config.get(s) not in ("y", "m"))
         if missing:
-            return f"the image's kernel config lacks {', '.join(missing)}"
+            return Skip(f"the image's kernel config lacks {', '.join(missing)}",
+                        f"need kernel config {', '.join(missing)}", missing, image.name)
         return None
 
     @classmethod

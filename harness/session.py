@@ -8,6 +8,7 @@ output.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import os
 import queue
 import re
@@ -19,12 +20,13 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 from . import (accel, arch as archmod, cache, image as imagemod, klpbuild, kselftest, livepatch,
-               phases, pool as poolmod, programs, report, runner, shadow)
+               phases, pool as poolmod, programs, report, runner, shadow, skipsummary)
 from .errors import BootError, BuildError, HarnessError, ScenarioError, WaitTimeout
 from .guest import Guest
 from .machine import Machine, MachineConfig, host_load
 from .modules import ModuleCatalog
 from .scenario import Scenario
+from .skips import Skip
 
 
 OUR_PROGRAMS = imagemod.PROJECT / "scenarios" / "programs"
@@ -238,21 +240,20 @@ class Session:
             return self._run_scenario(scenario, arch, slot)
 
     def _run_scenario(self, scenario: Scenario, arch: str, slot: int) -> runner.Outcome:
-        reason = scenario.skip_reason(arch)
-        if reason:  # decided before building or booting anything
-            return runner.Outcome(scenario.id, arch, "skip", reason)
+        skip = scenario.skip(arch)
+        if skip:  # decided before building or booting anything
+            return runner.Outcome.skipped(scenario.id, arch, skip)
         st = self.state(arch)
-        reason = (scenario.skip_reason(arch, st.image)
-                  or newer_selftest_modules(scenario, st.catalog))
-        if reason:
-            return runner.Outcome(scenario.id, arch, "skip", reason,
-                                  kernel=st.image.kernel_release)
+        skip = scenario.skip(arch, st.image) or newer_selftest_modules(scenario, st.catalog)
+        if skip:
+            return runner.Outcome.skipped(scenario.id, arch, skip, kernel=st.image.kernel_release)
         # Before the module check: what a scenario loads beside its livepatches may be a
         # module only the images klp-build serves have (binfmt_misc of the x86_64 image).
-        reason = scenario.livepatches and klpbuild.unsupported(st.image)
-        if reason:
-            return runner.Outcome(scenario.id, arch, "skip", f"its livepatches are built from "
-                                  f"patches by klp-build: {reason}", kernel=st.image.kernel_release)
+        skip = klpbuild.unsupported_skip(st.image) if scenario.livepatches else None
+        if skip:
+            skip = dataclasses.replace(skip, reason=f"its livepatches are built from patches "
+                                                    f"by klp-build: {skip.reason}")
+            return runner.Outcome.skipped(scenario.id, arch, skip, kernel=st.image.kernel_release)
         scenario.check_modules(st.catalog.names())   # before booting: file, line, module
         catalog = st.catalog
         if scenario.livepatches:
@@ -528,16 +529,17 @@ def _ignore_harness_errors(fn, *args) -> None:
         pass
 
 
-def newer_selftest_modules(scenario: Scenario, catalog: ModuleCatalog) -> Optional[str]:
+def newer_selftest_modules(scenario: Scenario, catalog: ModuleCatalog) -> Optional[Skip]:
     """Why a scenario cannot run on this image because it loads upstream selftest modules
     (test_klp_*) that this kernel's own selftests do not have yet (e.g. test_klp_syscall on
     6.1): a newer kernel's test, skipped. Other unknown names stay errors (check_modules)."""
     missing = [m for m in scenario.modules if m not in catalog.names()]
     if not missing or not all(m.startswith(UPSTREAM_PREFIX) for m in missing):
         return None
-    return (f"the selftests of this kernel ({catalog.image.kernel_release}, image "
-            f"{catalog.image.name}) have no {', '.join(missing)}: the scenario is for a newer "
-            "kernel's selftests")
+    return Skip(f"the selftests of this kernel ({catalog.image.kernel_release}, image "
+                f"{catalog.image.name}) have no {', '.join(missing)}: the scenario is for a "
+                "newer kernel's selftests",
+                f"need selftest modules of a newer kernel ({', '.join(missing)})")
 
 
 def guest_programs(image: imagemod.Image) -> Dict[str, Path]:
@@ -557,7 +559,8 @@ def _safe(name: str) -> str:
 
 
 def summary(outcomes: List[runner.Outcome]) -> str:
-    """A table: one row per scenario, one column per arch, each cell result and time."""
+    """A table: one row per scenario, one column per arch, each cell result and time; then
+    the counts, and the skips by cause (skipsummary: what would run them)."""
     arches = list(dict.fromkeys(o.arch for o in outcomes))
     cells: Dict[str, Dict[str, str]] = {}
     for o in outcomes:
@@ -575,4 +578,7 @@ def summary(outcomes: List[runner.Outcome]) -> str:
     lines.append(f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped"
                  + (f", {counts['xfail']} expected failures (known kernel failures, "
                     f"negative controls caught)" if counts["xfail"] else ""))
+    if counts["skip"]:
+        lines.append(f"{counts['skip']} skipped, by cause:")
+        lines += skipsummary.lines(skipsummary.groups(outcomes))
     return "\n".join(lines)

@@ -194,3 +194,15 @@ def test_a_die_in_a_subshell_is_reported_by_its_words_not_the_err_traps_echo():
            "error: klp-build: line 739: '( cd \"$ORIG_CSUM_DIR\"; \"${cmd[@]}\" || die \"x\" )'\n")
     assert klpbuild.refusal(log, []) == ("objtool klp diff failed\n"
                                          "vmlinux.o: error: objtool: changed data: oops_limit")
+
+
+def test_the_skip_of_an_arch_without_klp_build_has_one_cause_for_every_arch(tmp_path):
+    """The summary counts them together: the cause names neither the arch nor the image."""
+    images = [fake_image(tmp_path / a, ["CONFIG_LIVEPATCH=y"], arch=a)
+              for a in ("ppc64le", "s390x")]
+    skips = [klpbuild.unsupported_skip(image) for image in images]
+    assert [s.reason for s in skips] == [klpbuild.unsupported(image) for image in images]
+    assert "does not support ppc64le" in skips[0].reason
+    assert skips[0].group == skips[1].group == (
+        "need klp-build, which Linux 7.3.4 has only where the arch selects HAVE_KLP_BUILD "
+        "(x86_64 as of 7.3)")

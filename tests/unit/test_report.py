@@ -45,3 +45,25 @@ def test_a_report_holds_the_matrix_junit_versions_and_links_to_failures(tmp_path
     assert m.links[("a", "x86_64")] == ["failed/a[x86_64]/", "failed/a[x86_64]/console.log",
                                         "failed/a[x86_64]/failure.txt"]
     assert "6.1.176-1" in page.read_text() and "&lt;run&gt;" in page.read_text()
+
+
+def test_the_page_says_under_its_counts_what_the_skips_need(tmp_path):
+    from harness.skips import Skip
+    kasan = Skip("the image's kernel config lacks CONFIG_KASAN", "need kernel config CONFIG_KASAN",
+                 ("CONFIG_KASAN",), "linux-7.3")
+    outcomes = [Outcome.skipped("debug/kasan", "x86_64", kasan),
+                Outcome.skipped("debug/kasan", "s390x", kasan),
+                Outcome("smoke/a", "x86_64", "skip", "no kprobes & no luck"),
+                Outcome("smoke/a", "s390x", "pass")]
+    page = report.write(tmp_path, outcomes, "the table").read_text()
+    section = page[page.index('<div id="skips">'):page.index('<table id="matrix">')]
+    assert "<p>3 skipped, by cause:</p>" in section
+    assert ('<li><span class="count">1</span> need the linux-7.3-debug image (kernel config '
+            'CONFIG_KASAN); on x86_64<br><code>./klp run --image linux-7.3-debug --arch x86_64 '
+            'scenarios/debug/kasan.yaml</code></li>') in section
+    assert ('<li><span class="count">1</span> need kernel config CONFIG_KASAN, which no image '
+            'recipe sets for s390x</li>') in section
+    assert '<span class="count">1</span> no kprobes &amp; no luck; on x86_64</li>' in section
+    assert page.index('class="legend"') < page.index('id="skips"')
+    # a run without skips has no such section
+    assert 'id="skips"' not in report.write(tmp_path, outcomes[3:], "t").read_text()

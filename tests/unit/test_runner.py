@@ -245,3 +245,30 @@ def test_a_module_that_will_not_unload_leaves_the_guest_unclean():
     assert notes == ["unloaded klp_a", "could not unload klp_b: rmmod: ERROR: Module klp_b "
                                        "is in use"]
     assert [isinstance(n, livepatch.Lasting) for n in notes] == [False, True]
+
+
+def test_a_skip_decided_in_the_guest_carries_its_cause_without_the_step(tmp_path):
+    dump = "/sys/kernel/livepatch/p/enabled=1\n/sys/kernel/livepatch/p/transition=0\n"
+    guest = FakeGuest([(r"for f in /sys/kernel/livepatch", (0, dump, "")),
+                       (r"^\[ -e ", (1, "", ""))])
+    outcome = run(guest, scenario(tmp_path, """\
+        steps:
+          - sysfs: {p/replace: 1}
+        """))
+    assert outcome.status == "skip"
+    assert outcome.message == (f"step 1, sysfs ({tmp_path / 's.yaml'}:2): this kernel (guest "
+                               "kernel) has no /sys/kernel/livepatch/<patch>/replace attribute")
+    assert outcome.skip.reason == outcome.message
+    assert outcome.skip.group == "need a kernel with /sys/kernel/livepatch/<patch>/replace"
+
+
+def test_a_failed_guest_check_skips_with_its_words_as_the_cause(tmp_path):
+    guest = FakeGuest([(r"^grep -q kprobes", (1, "", ""))])
+    outcome = run(guest, scenario(tmp_path, """\
+        requires:
+          guest: {run: grep -q kprobes /proc/kallsyms, else-skip: no kprobes here}
+        steps: [{log: []}]
+        """))
+    assert outcome.status == "skip"
+    assert outcome.message == "no kprobes here (its requires.guest check failed in the guest)"
+    assert outcome.skip.group == "no kprobes here"

@@ -5,6 +5,7 @@ import pytest
 
 from harness.errors import ScenarioError
 from harness.scenario import Scenario
+from harness.skips import Skip
 
 
 def scenario(tmp_path, text):
@@ -158,6 +159,8 @@ def test_requirements_decide_skips(tmp_path):
         """))
 
     class Image:
+        name = "fake"
+
         def __init__(self, release, config):
             self.kernel_release, self._config = release, config
 
@@ -167,6 +170,11 @@ def test_requirements_decide_skips(tmp_path):
     assert "6.13 or newer" in sc.skip_reason("x86_64", Image("6.12.107", {}))
     assert "lacks CONFIG_KPROBES" in sc.skip_reason("x86_64", Image("6.14.0", {}))
     assert sc.skip_reason("x86_64", Image("6.14.0", {"CONFIG_KPROBES": "y"})) is None
+    # the cause, as data for the summary: the same reason, the symbols, the image
+    assert sc.skip("x86_64", Image("6.14.0", {})) == Skip(
+        "the image's kernel config lacks CONFIG_KPROBES", "need kernel config CONFIG_KPROBES",
+        ("CONFIG_KPROBES",), "fake")
+    assert sc.skip("x86_64", Image("6.12.107", {})).group == "need Linux 6.13 or newer"
 
 
 def test_sysfs_modes_are_checked_for_form(tmp_path):
