@@ -22,7 +22,7 @@ import shutil
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -44,6 +44,9 @@ class LivepatchSource:
     name: str
     patches: Tuple[Path, ...]
     replace: bool = True
+    # The scenario file and line that name it (`livepatches.<name>`), for errors about it;
+    # not part of what is built, so two scenarios naming the same patches share one.
+    declared: Optional[Tuple[Path, Optional[int]]] = field(default=None, compare=False)
 
 
 class Unsupported(HarnessError):

@@ -194,3 +194,88 @@ def test_a_die_in_a_subshell_is_reported_by_its_words_not_the_err_traps_echo():
            "error: klp-build: line 739: '( cd \"$ORIG_CSUM_DIR\"; \"${cmd[@]}\" || die \"x\" )'\n")
     assert klpbuild.refusal(log, []) == ("objtool klp diff failed\n"
                                          "vmlinux.o: error: objtool: changed data: oops_limit")
+
+
+# -- a livepatch named like a module of the image -----------------------------------------
+
+CLASH = """\
+    description: my fix of binfmt_misc
+    livepatches:
+      klp_fine: fix.patch
+      binfmt_misc: fix.patch
+    steps: [{load: binfmt_misc}]
+    """
+
+
+def test_validation_that_knows_the_images_modules_refuses_a_livepatch_named_like_one(tmp_path):
+    write(tmp_path, "fix.patch", PATCH)
+    path = write(tmp_path, "mine.yaml", CLASH)
+    with pytest.raises(ScenarioError) as info:
+        Scenario.load(path, modules={"binfmt_misc", "klp_cmdline"})
+    assert (info.value.path, info.value.line, info.value.field) == \
+        (path, 4, "livepatches.binfmt_misc")
+    assert "already the name of a module of this image" in str(info.value)
+    # Without the image's names (nothing built yet) there is nothing to compare with.
+    assert set(Scenario.load(path).livepatches) == {"klp_fine", "binfmt_misc"}
+    # Names the image does not have are fine.
+    assert Scenario.load(path, modules={"klp_cmdline", "binfmt_misc_x"}).livepatches
+
+
+def test_validate_with_an_image_names_the_livepatch_that_takes_a_module_name(
+        tmp_path, monkeypatch, capsys):
+    from harness import cli
+    write(tmp_path, "fix.patch", PATCH)
+    path = write(tmp_path, "mine.yaml", CLASH)
+    monkeypatch.setattr(cli.modules, "known_names", lambda image: {"binfmt_misc"})
+    assert cli.main(["validate", "--image", "linux-7.3", str(path)]) == 2
+    assert f"{path}:4: livepatches.binfmt_misc: 'binfmt_misc' is already" in \
+        capsys.readouterr().err
+
+
+def fake_session(tmp_path, monkeypatch, module: str):
+    """A Session whose x86_64 image has the one module ``module`` and can run klp-build."""
+    from types import SimpleNamespace
+    from harness.modules import ModuleCatalog
+    from harness.session import Options, Session
+    monkeypatch.setenv("KLP_HARNESS_CACHE", str(tmp_path / "cache"))
+    session = Session(Options(artifacts=tmp_path / "artifacts"))
+    catalog = object.__new__(ModuleCatalog)
+    catalog.image = SimpleNamespace(name="linux-7.3")
+    catalog.modules = {module: Path(f"/cache/modules/{module}.ko")}
+    monkeypatch.setattr(session, "state", lambda arch: SimpleNamespace(
+        image=catalog.image, catalog=catalog))
+    monkeypatch.setattr(klpbuild, "unsupported", lambda image: None)
+    return session
+
+
+def test_the_generic_check_of_a_livepatch_names_the_users_file_not_the_generic_one(
+        tmp_path, monkeypatch):
+    """`run` adds a generic check for each livepatch (external/from-patches/<name>.yaml,
+    extending scenarios/generic/livepatch-module.yaml): a clash found running it is the
+    user's declaration, by file and line."""
+    from harness import external
+    write(tmp_path, "fix.patch", PATCH)
+    path = write(tmp_path, "mine.yaml", CLASH)
+    [check] = [c for c in external.livepatch_checks([Scenario.load(path)], tmp_path / "art")
+               if "binfmt_misc" in c.livepatches]
+    assert check.source == external.GENERIC   # where its steps come from
+    session = fake_session(tmp_path, monkeypatch, "binfmt_misc")
+    for scenario in (Scenario.load(path), check):
+        with pytest.raises(ScenarioError) as info:
+            session.catalog_with("x86_64", scenario.livepatches)
+        assert (info.value.path, info.value.line, info.value.field) == \
+            (path, 4, "livepatches.binfmt_misc")
+        assert "/cache/modules/binfmt_misc.ko" in str(info.value)
+        with pytest.raises(ScenarioError) as info:   # run_scenario's check, before booting
+            scenario.check_modules({"binfmt_misc"})
+        assert (info.value.path, info.value.line) == (path, 4)
+
+
+def test_livepatches_not_declared_by_a_scenario_clash_without_a_file(tmp_path, monkeypatch):
+    """LiveTest's livepatches come from Python: the error names no file."""
+    session = fake_session(tmp_path, monkeypatch, "binfmt_misc")
+    source = klpbuild.LivepatchSource("binfmt_misc", (tmp_path / "fix.patch",))
+    with pytest.raises(HarnessError) as info:
+        session.catalog_with("x86_64", {"binfmt_misc": source})
+    assert not isinstance(info.value, ScenarioError)
+    assert "'binfmt_misc' is already the name of a module of image linux-7.3" in str(info.value)
