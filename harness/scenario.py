@@ -466,8 +466,10 @@ class Scenario:
             paths = tuple(Path(os.path.normpath(f.path.parent / p)) for p in patches)
             try:
                 check_patches(paths)
-            except HarnessError as e:
-                lp.fail(name, f"{e} (patch paths are relative to {f.path.parent})")
+            except HarnessError as e:   # where a missing patch was looked for
+                missing = not all(p.is_file() for p in paths)
+                lp.fail(name, f"{e}" + (f" (patch paths are relative to {f.path.parent})"
+                                        if missing else ""))
             found[name] = LivepatchSource(name, paths, replace, declared=(f.path, lp.line(name)))
         return found
 

@@ -279,3 +279,70 @@ def test_livepatches_not_declared_by_a_scenario_clash_without_a_file(tmp_path, m
         session.catalog_with("x86_64", {"binfmt_misc": source})
     assert not isinstance(info.value, ScenarioError)
     assert "'binfmt_misc' is already the name of a module of image linux-7.3" in str(info.value)
+
+
+# -- a patch that creates a file; klp-build's ERR trap ------------------------------------
+
+NEW_FILE_PATCH = textwrap.dedent("""\
+    kernel: a helper of its own
+
+    --- /dev/null
+    +++ b/kernel/new.c
+    @@ -0,0 +1,3 @@
+    +int klp_new_helper(void)
+    +{
+    +\treturn 1;
+    +}
+    """)
+
+
+@pytest.mark.parametrize("old_side", ["--- /dev/null",
+                                      "--- a/kernel/new.c\t1970-01-01 00:00:00.000000000 +0000"])
+def test_a_patch_that_creates_a_file_is_refused_before_klp_build_with_what_to_do(
+        tmp_path, old_side):
+    patch = tmp_path / "new.patch"
+    patch.write_text(NEW_FILE_PATCH.replace("--- /dev/null", old_side))
+    with pytest.raises(HarnessError) as info:
+        klpbuild.check_patches([patch])
+    message = str(info.value)
+    assert message.startswith(f"patch {patch} creates kernel/new.c: klp-build cannot take a "
+                              "patch that adds a file")
+    assert "put the new code into an existing file" in message
+
+
+def test_a_patch_that_only_changes_files_creates_none(tmp_path):
+    patch = tmp_path / "fix.patch"
+    patch.write_text(PATCH)
+    klpbuild.check_patches([patch])   # no error
+    assert klpbuild.new_files(PATCH) == []
+    both = PATCH + NEW_FILE_PATCH.split("\n\n", 1)[1]   # a change and a new file
+    assert klpbuild.new_files(both) == ["kernel/new.c"]
+
+
+def test_a_scenario_naming_a_patch_that_creates_a_file_fails_validation_at_its_line(tmp_path):
+    write(tmp_path, "new.patch", NEW_FILE_PATCH)
+    path = write(tmp_path, "case.yaml", "description: x\nlivepatches: {klp_new: new.patch}\n"
+                                        "steps: [{load: klp_new}]\n")
+    with pytest.raises(ScenarioError) as info:
+        Scenario.load(path)
+    assert (info.value.line, info.value.field) == (2, "livepatches.klp_new")
+    assert "creates kernel/new.c" in str(info.value)
+    assert "relative to" not in str(info.value)   # said only of a patch not found
+
+
+def test_an_err_trap_echo_alone_is_said_in_words_with_the_commands_own_output():
+    log = ("Validating patch(es)\nFixing patch(es)\ncp: missing file operand\n"
+           "Try 'cp --help' for more information.\n"
+           "error: klp-build: line 486: 'xargs cp --parents --target-directory=\"$tmpdir/a\"'\n")
+    assert klpbuild.refusal(log, []).splitlines() == [
+        "klp-build failed running xargs cp --parents --target-directory=\"$tmpdir/a\" "
+        "(its line 486) without saying why",
+        "its last output:", "Fixing patch(es)", "cp: missing file operand",
+        "Try 'cp --help' for more information."]
+
+
+def test_an_err_trap_echo_names_the_innermost_command_even_with_nothing_before_it():
+    log = ("error: klp-build: line 12: 'false'\n"
+           "error: klp-build: line 40: '( cd x; false )'\n")
+    assert klpbuild.refusal(log, []) == \
+        "klp-build failed running false (its line 12) without saying why"
