@@ -113,6 +113,7 @@ class Machine:
         self.console_log = self.workdir / "console.log"
         self.qemu_log = self.workdir / "qemu-stderr.log"
         self.ssh_socket = self._sockdir / "ssh"
+        self.ssh_log = self.workdir / "ssh.log"   # paramiko's (see guest.ssh_logger)
         self.console: Optional[Console] = None
         self.qmp: Optional[QEMUMonitorProtocol] = None
         self.guest: Optional[Guest] = None
@@ -362,7 +363,8 @@ class _Connecting(threading.Thread):
         self.join(timeout)
         if self.is_alive():
             raise WaitTimeout(ssh_awaited(self.machine), timeout,
-                              "no SSH banner, or the handshake did not finish")
+                              "no SSH banner, or the handshake did not finish (the SSH "
+                              f"client's log: {self.machine.ssh_log})")
         if self.error is not None:
             raise self.error
         return self.guest
