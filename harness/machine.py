@@ -26,7 +26,7 @@ from typing import Dict, List, Optional
 from qemu.qmp import QMPError
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
-from . import hosttools
+from . import bootcause, hosttools
 from .arch import ArchProfile
 from .console import Console, connect_unix
 from .errors import BootError, GuestPanic, QemuStartError, WaitTimeout
@@ -198,14 +198,24 @@ class Machine:
                                 f"init's ready marker '{READY_MARKER}'")
             self.stage_times["init"] = time.monotonic() - start
         except WaitTimeout as e:   # a panic is a GuestPanic (a BootError), not caught here
-            raise BootError(f"{self.profile.name} guest did not boot: {e}",
-                            self.console.excerpt(), self.console_log) from None
+            raise self._boot_failed(e) from None
         self.console.start_watch()
         if until == "init":
             return None
-        self.guest = self._connecting.wait(self.timeout("ssh"))
+        try:
+            self.guest = self._connecting.wait(self.timeout("ssh"))
+        except WaitTimeout as e:   # init was ready, but its sshd did not answer
+            raise self._boot_failed(e) from None
         self.stage_times["ssh"] = time.monotonic() - start
         return self.guest
+
+    def _boot_failed(self, timeout: WaitTimeout) -> BootError:
+        """A boot stage that did not come: the console's last lines, and the cause that
+        the whole console shows, if any (bootcause)."""
+        files = bootcause.ImageFiles(self.image.initrd, self.image.dir)
+        return BootError(f"{self.profile.name} guest did not boot: {timeout}",
+                         self.console.excerpt(), self.console_log,
+                         bootcause.likely_cause(self.console.text(), files))
 
     def _launch(self) -> None:
         args = self.qemu_args()
