@@ -114,7 +114,7 @@ class Guest:
             machine.check_alive()
             what = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__   # EOFError()
             raise WaitTimeout(ssh_awaited(machine), timeout,
-                              f"{what} (the SSH client's log: {machine.ssh_log})") from None
+                              what + ssh_log_note(machine)) from None
 
     # -- commands -------------------------------------------------------------------------
 
@@ -272,6 +272,12 @@ def close_logger(logger: logging.Logger) -> None:
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
         handler.close()
+
+
+def ssh_log_note(machine: GuestHost) -> str:
+    """Where paramiko's records of the connection are, for a failure's message, if it
+    wrote any (it logs nothing below INFO there: an EOF is a DEBUG record)."""
+    return f" (the SSH client's log: {machine.ssh_log})" if machine.ssh_log.exists() else ""
 
 
 def ssh_awaited(machine: "Machine") -> str:

@@ -30,7 +30,7 @@ from . import bootcause, hosttools
 from .arch import ArchProfile
 from .console import Console, connect_unix
 from .errors import BootError, GuestPanic, QemuStartError, WaitTimeout
-from .guest import Guest, ssh_awaited
+from .guest import Guest, ssh_awaited, ssh_log_note
 from .image import Image
 from .sshkey import RunKey
 
@@ -373,8 +373,8 @@ class _Connecting(threading.Thread):
         self.join(timeout)
         if self.is_alive():
             raise WaitTimeout(ssh_awaited(self.machine), timeout,
-                              "no SSH banner, or the handshake did not finish (the SSH "
-                              f"client's log: {self.machine.ssh_log})")
+                              "no SSH banner, or the handshake did not finish"
+                              + ssh_log_note(self.machine))
         if self.error is not None:
             raise self.error
         return self.guest

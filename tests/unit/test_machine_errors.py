@@ -112,3 +112,14 @@ def test_paramikos_tracebacks_of_a_failed_handshake_go_to_the_ssh_log_not_the_te
     assert "Traceback (most recent call last)" in log
     assert capsys.readouterr().err == ""
     assert not [r for r in caplog.records if r.name.startswith("paramiko")]
+
+
+def test_a_failed_connection_names_the_ssh_log_only_if_paramiko_wrote_one(tmp_path):
+    """paramiko logs an EOF below INFO: then there is no file to point to."""
+    from types import SimpleNamespace
+
+    from harness.guest import ssh_log_note
+    machine = SimpleNamespace(ssh_log=tmp_path / "ssh.log")
+    assert ssh_log_note(machine) == ""
+    machine.ssh_log.write_text("ERROR Exception (client): Error reading SSH protocol banner\n")
+    assert ssh_log_note(machine) == f" (the SSH client's log: {machine.ssh_log})"
