@@ -101,8 +101,7 @@ def cmd_run(args) -> int:
         files = [] if args.ko_dir else discover([SCENARIOS])
     files += external.write_scenarios(args.ko_dir, Path(args.artifacts))
     scenarios = [Scenario.load(path) for path in files]   # all validated before anything boots
-    scenarios += [Scenario.load(path) for path in
-                  external.write_livepatch_checks(scenarios, Path(args.artifacts))]
+    scenarios += external.livepatch_checks(scenarios, Path(args.artifacts))
     session = Session(_options(args))
 
     def show(outcome) -> None:

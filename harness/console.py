@@ -87,11 +87,14 @@ class Console:
         self.panic = first + "\n" + self.excerpt(lines=60)
         self.closed.set()
 
+    def text(self) -> str:
+        """The console log so far."""
+        self._log.flush()
+        return self.log_path.read_text(errors="replace").replace("\r", "")
+
     def excerpt(self, lines: int = 30) -> str:
         """The last ``lines`` lines of the console log."""
-        self._log.flush()
-        text = self.log_path.read_text(errors="replace").replace("\r", "")
-        return "\n".join(text.splitlines()[-lines:])
+        return "\n".join(self.text().splitlines()[-lines:])
 
     def close(self) -> None:
         self._stop.set()

@@ -46,16 +46,20 @@ class ModuleBuildError(BuildError):
 
 
 class BootError(HarnessError):
-    """The guest did not reach a boot stage in time, or QEMU died."""
+    """The guest did not reach a boot stage in time, or QEMU died; ``cause`` is what its
+    console shows about why (a bootcause.BootCause), if it shows anything."""
 
-    def __init__(self, message: str, console_excerpt: str = "", console_log=None):
+    def __init__(self, message: str, console_excerpt: str = "", console_log=None, cause=None):
         text = message
+        if cause is not None:
+            text += f"\n{cause}"
         if console_log:
             text += f"\nconsole log: {console_log}"
         if console_excerpt:
             text += "\n--- last console lines ---\n" + console_excerpt
         super().__init__(text)
         self.console_excerpt = console_excerpt
+        self.cause = cause
 
 
 class QemuStartError(BootError):

@@ -12,6 +12,7 @@ runs through the Runner like any other, with the checks the Runner makes of ever
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Dict, List, Sequence
@@ -19,6 +20,7 @@ from typing import Dict, List, Sequence
 from . import cache, modules
 from .errors import HarnessError
 from .image import PROJECT
+from .klpbuild import LivepatchSource
 from .scenario import Scenario
 
 GENERIC = PROJECT / "scenarios" / "generic" / "livepatch-module.yaml"
@@ -49,16 +51,8 @@ def write_livepatch_checks(scenarios: Sequence[Scenario], artifacts: Path) -> Li
     """One generic check per livepatch the ``scenarios`` build from patches (not those of
     negative controls, which are meant to be refused or wrong); their paths."""
     out = Path(artifacts) / "scenarios" / "external" / "from-patches"
-    wanted: Dict[str, object] = {}
-    for sc in scenarios:
-        if sc.expect_failure is None:
-            for name, source in sc.livepatches.items():
-                if wanted.setdefault(name, source) != source:
-                    raise HarnessError(f"livepatch {name} is built from other patches in "
-                                       f"{sc.path} than in another scenario: give one another "
-                                       "name")
     paths = []
-    for name, source in wanted.items():
+    for name, source in _checked_livepatches(scenarios).items():
         out.mkdir(parents=True, exist_ok=True)
         path = out / f"{name}.yaml"
         spec = {"patches": [str(Path(p).resolve()) for p in source.patches],
@@ -70,3 +64,32 @@ def write_livepatch_checks(scenarios: Sequence[Scenario], artifacts: Path) -> Li
                                 f"livepatches: {{{json.dumps(name)}: {json.dumps(spec)}}}\n")
         paths.append(path)
     return paths
+
+
+def livepatch_checks(scenarios: Sequence[Scenario], artifacts: Path) -> List[Scenario]:
+    """The checks of write_livepatch_checks, loaded. Each one's livepatch keeps the
+    declaration of the scenario it comes from: an error about the livepatch (its name
+    taken by a module of the image) then names the file and line the user wrote, not the
+    generated file or the generic scenario it extends."""
+    wanted = _checked_livepatches(scenarios)
+    checks = []
+    for path in write_livepatch_checks(scenarios, artifacts):
+        check = Scenario.load(path)
+        check.livepatches = {name: dataclasses.replace(source, declared=wanted[name].declared)
+                             for name, source in check.livepatches.items()}
+        checks.append(check)
+    return checks
+
+
+def _checked_livepatches(scenarios: Sequence[Scenario]) -> Dict[str, LivepatchSource]:
+    """The livepatches of the scenarios that are no negative controls, by name (the first
+    scenario's); one name built from different patches is an error."""
+    wanted: Dict[str, LivepatchSource] = {}
+    for sc in scenarios:
+        if sc.expect_failure is None:
+            for name, source in sc.livepatches.items():
+                if wanted.setdefault(name, source) != source:
+                    raise HarnessError(f"livepatch {name} is built from other patches in "
+                                       f"{sc.path} than in another scenario: give one another "
+                                       "name")
+    return wanted

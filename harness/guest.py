@@ -7,6 +7,8 @@ instead of waiting for the command's timeout.
 from __future__ import annotations
 
 import base64
+import itertools
+import logging
 import secrets
 import select
 import shlex
@@ -33,6 +35,7 @@ class GuestHost(Protocol):
     """All a Guest needs of the machine it runs on (machine.Machine is one)."""
     scale: float                  # how much slower than x86_64 TCG: scales every timeout
     ssh_socket: Path              # the UNIX socket joined to the guest's SSH port
+    ssh_log: Path                 # where paramiko's records of the connection go
 
     def alive(self) -> bool: ...                      # QEMU still runs
     def check_alive(self) -> None: ...                # raise the panic or QEMU's exit
@@ -61,9 +64,11 @@ class Result:
 
 
 class Guest:
-    def __init__(self, machine: GuestHost, client: paramiko.SSHClient):
+    def __init__(self, machine: GuestHost, client: paramiko.SSHClient,
+                 log: Optional[logging.Logger] = None):
         self.machine = machine
         self._client = client
+        self._log = log   # paramiko's log of this connection (ssh_logger), closed with it
         self._sftp: Optional[paramiko.SFTPClient] = None
         self._sh: Optional[_Shell] = None
         self._kmsg: Optional[kmsg.Stream] = None
@@ -93,18 +98,23 @@ class Guest:
         client.get_host_keys().add(GUEST_HOST, keytype,
                                    paramiko.PKey.from_type_string(keytype, base64.b64decode(keydata)))
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        log = ssh_logger(machine.ssh_log)
+        client.set_log_channel(log.name)
         try:
             client.connect(GUEST_HOST, username="root", sock=sock, pkey=machine.key.private,
                            look_for_keys=False, allow_agent=False,
                            banner_timeout=timeout, auth_timeout=timeout)
             _keep_alive(client.get_transport())
-            guest = cls(machine, client)
+            guest = cls(machine, client, log)
             guest.run("true", timeout=max(deadline - time.monotonic(), 1.0))
             return guest
         except (paramiko.SSHException, OSError, EOFError) as e:
             client.close()
+            close_logger(log)
             machine.check_alive()
-            raise WaitTimeout(ssh_awaited(machine), timeout, f"{type(e).__name__}: {e}") from None
+            what = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__   # EOFError()
+            raise WaitTimeout(ssh_awaited(machine), timeout,
+                              what + ssh_log_note(machine)) from None
 
     # -- commands -------------------------------------------------------------------------
 
@@ -235,6 +245,39 @@ class Guest:
             self._client.close()
         except (OSError, EOFError, socket.error, paramiko.SSHException):
             pass
+        if self._log is not None:
+            close_logger(self._log)
+
+
+_LOGGER_IDS = itertools.count(1)
+
+
+def ssh_logger(path: Path) -> logging.Logger:
+    """A logger for one SSH connection's paramiko records that writes them to ``path``
+    and nowhere else. paramiko logs a failed handshake (``Error reading SSH protocol
+    banner``) as ERROR records with its whole traceback; left to Python's last-resort
+    handler (or pytest's capture) they reach the terminal ahead of the harness's own
+    reason. They belong with the guest's other logs (console.log) instead."""
+    logger = logging.getLogger(f"paramiko.transport.klp-{next(_LOGGER_IDS)}")
+    handler = logging.FileHandler(path, delay=True)   # made on the first record
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)   # connected, authenticated, errors: not every packet
+    logger.propagate = False
+    return logger
+
+
+def close_logger(logger: logging.Logger) -> None:
+    """Close what ssh_logger opened (the logger itself stays: logging keeps them all)."""
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+
+
+def ssh_log_note(machine: GuestHost) -> str:
+    """Where paramiko's records of the connection are, for a failure's message, if it
+    wrote any (it logs nothing below INFO there: an EOF is a DEBUG record)."""
+    return f" (the SSH client's log: {machine.ssh_log})" if machine.ssh_log.exists() else ""
 
 
 def ssh_awaited(machine: "Machine") -> str:

@@ -22,7 +22,7 @@ import shutil
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -45,6 +45,9 @@ class LivepatchSource:
     name: str
     patches: Tuple[Path, ...]
     replace: bool = True
+    # The scenario file and line that name it (`livepatches.<name>`), for errors about it;
+    # not part of what is built, so two scenarios naming the same patches share one.
+    declared: Optional[Tuple[Path, Optional[int]]] = field(default=None, compare=False)
 
 
 class Unsupported(HarnessError):
@@ -112,7 +115,8 @@ def default_name(patches: Sequence[Path]) -> str:
 
 
 def check_patches(patches: Iterable[Path]) -> None:
-    """Each patch is a file holding a unified diff (before anything is built)."""
+    """Each patch is a file holding a unified diff that klp-build can take (before anything
+    is built)."""
     for patch in patches:
         if not Path(patch).is_file():
             raise HarnessError(f"patch {patch}: no such file")
@@ -120,6 +124,36 @@ def check_patches(patches: Iterable[Path]) -> None:
         if not re.search(r"^--- \S", text, re.M) or not re.search(r"^\+\+\+ \S", text, re.M):
             raise HarnessError(f"patch {patch}: not a unified diff (no '--- a/...' and "
                                "'+++ b/...' lines): make it with git diff or diff -u")
+        created = new_files(text)
+        if created:
+            raise HarnessError(
+                f"patch {patch} creates {', '.join(created)}: klp-build cannot take a patch "
+                "that adds a file (its refresh_patch copies the original of each file the "
+                "patch changes, and a new file has none; nor would a new object have an "
+                "original to diff against): put the new code into an existing file, e.g. "
+                "the one whose function calls it")
+
+
+# How a diff marks a file it creates: `--- /dev/null` (git diff), or the epoch as the old
+# file's date (diff -N); klp-build's get_patch_input_files drops such files the same way.
+NEW_FILE = re.compile(r"^--- (/dev/null|\S+\s+(1969-12-31|1970-01-01)\b)")
+
+
+def new_files(patch_text: str) -> List[str]:
+    """The files a patch creates (by their `+++` name, without its a/ or b/ prefix)."""
+    found, creating = [], False
+    for line in patch_text.splitlines():
+        if line.startswith("--- "):
+            creating = bool(NEW_FILE.match(line))
+        elif line.startswith("+++ ") and creating:
+            found.append(_patch_path(line))
+            creating = False
+    return found
+
+
+def _patch_path(line: str) -> str:
+    """The file a `---`/`+++` line names, without its first directory (a/, b/)."""
+    return re.sub(r"^[^/]*/", "", line[4:].split("\t")[0].strip())
 
 
 def build(image: Image, source: LivepatchSource) -> Path:
@@ -332,7 +366,9 @@ def refusal(log: str, patches: Sequence[Path]) -> str:
         return ""
     # A die() in a subshell is echoed by the ERR trap as "line N: '<the subshell's code>'":
     # the die's own words came first.
-    said = next((l for l in final if not re.match(r"line \d+: '", l)), final[-1])
+    said = next((l for l in final if not ERR_TRAP.match(l)), None)
+    if said is None:   # only the ERR trap spoke: a command failed without a die() of its own
+        return _failed_command(final[0], lines)   # the innermost: it failed first
     m = re.match(r"(.*) did not apply$", said)
     if m:
         return _not_applied(Path(m.group(1)), lines, patches)
@@ -341,6 +377,21 @@ def refusal(log: str, patches: Sequence[Path]) -> str:
                and not l.startswith("error: klp-build: ")]
     context = list(dict.fromkeys(context))[:12]
     return "\n".join([said] + context)
+
+
+# klp-build's ERR trap: `die "line ${BASH_LINENO[0]}: '$BASH_COMMAND'"` (the command may
+# span lines; then the quote closes on a later one).
+ERR_TRAP = re.compile(r"line (\d+): '(.*?)'?$")
+
+
+def _failed_command(trap: str, lines: List[str]) -> str:
+    """The ERR trap's echo in words, with the output just before it: what the failing
+    command itself said, if anything (``cp: missing file operand``)."""
+    m = ERR_TRAP.match(trap)
+    words = f"klp-build failed running {m.group(2)} (its line {m.group(1)}) without saying why"
+    end = lines.index(f"error: klp-build: {trap}")
+    said = [l.strip() for l in lines[max(0, end - 3):end] if l.strip()]
+    return "\n".join([words] + (["its last output:"] + said if said else []))
 
 
 def _not_applied(patch: Path, lines: List[str], patches: Sequence[Path]) -> str:
@@ -372,7 +423,7 @@ def hunk_headers(patch: Path) -> Dict[str, List[str]]:
     current = None
     for line in patch.read_text(errors="replace").splitlines():
         if line.startswith("+++ "):
-            current = re.sub(r"^[^/]*/", "", line[4:].split("\t")[0].strip())
+            current = _patch_path(line)
             found.setdefault(current, [])
         elif line.startswith("@@") and current is not None:
             found[current].append(line.split(" @@")[0] + " @@")

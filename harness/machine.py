@@ -26,11 +26,11 @@ from typing import Dict, List, Optional
 from qemu.qmp import QMPError
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
-from . import hosttools, phases
+from . import bootcause, hosttools, phases
 from .arch import ArchProfile
 from .console import Console, connect_unix
 from .errors import BootError, GuestPanic, QemuStartError, WaitTimeout
-from .guest import Guest, ssh_awaited
+from .guest import Guest, ssh_awaited, ssh_log_note
 from .image import Image
 from .sshkey import RunKey
 
@@ -113,6 +113,7 @@ class Machine:
         self.console_log = self.workdir / "console.log"
         self.qemu_log = self.workdir / "qemu-stderr.log"
         self.ssh_socket = self._sockdir / "ssh"
+        self.ssh_log = self.workdir / "ssh.log"   # paramiko's (see guest.ssh_logger)
         self.console: Optional[Console] = None
         self.qmp: Optional[QEMUMonitorProtocol] = None
         self.guest: Optional[Guest] = None
@@ -198,14 +199,24 @@ class Machine:
                                 f"init's ready marker '{READY_MARKER}'")
             self.stage_times["init"] = time.monotonic() - start
         except WaitTimeout as e:   # a panic is a GuestPanic (a BootError), not caught here
-            raise BootError(f"{self.profile.name} guest did not boot: {e}",
-                            self.console.excerpt(), self.console_log) from None
+            raise self._boot_failed(e) from None
         self.console.start_watch()
         if until == "init":
             return None
-        self.guest = self._connecting.wait(self.timeout("ssh"))
+        try:
+            self.guest = self._connecting.wait(self.timeout("ssh"))
+        except WaitTimeout as e:   # init was ready, but its sshd did not answer
+            raise self._boot_failed(e) from None
         self.stage_times["ssh"] = time.monotonic() - start
         return self.guest
+
+    def _boot_failed(self, timeout: WaitTimeout) -> BootError:
+        """A boot stage that did not come: the console's last lines, and the cause that
+        the whole console shows, if any (bootcause)."""
+        files = bootcause.ImageFiles(self.image.initrd, self.image.dir)
+        return BootError(f"{self.profile.name} guest did not boot: {timeout}",
+                         self.console.excerpt(), self.console_log,
+                         bootcause.likely_cause(self.console.text(), files))
 
     def _launch(self) -> None:
         args = self.qemu_args()
@@ -366,7 +377,8 @@ class _Connecting(threading.Thread):
         self.join(timeout)
         if self.is_alive():
             raise WaitTimeout(ssh_awaited(self.machine), timeout,
-                              "no SSH banner, or the handshake did not finish")
+                              "no SSH banner, or the handshake did not finish"
+                              + ssh_log_note(self.machine))
         if self.error is not None:
             raise self.error
         return self.guest

@@ -204,9 +204,13 @@ def pytest_collect_file(file_path: Path, parent):
 
 
 class ScenarioFile(pytest.File):
+    def __init__(self, *, scenario: Optional[Scenario] = None, **kw):
+        super().__init__(**kw)
+        self.scenario = scenario   # loaded already (a generated check), else loaded here
+
     def collect(self):
         try:
-            scenario = Scenario.load(self.path)
+            scenario = self.scenario or Scenario.load(self.path)
         except InputError as e:
             raise self.CollectError(str(e)) from None
         parts = self.path.resolve().parent.parts
@@ -267,12 +271,12 @@ def pytest_collection_modifyitems(session, config, items):
     # The generic check of each livepatch that a collected scenario builds from patches.
     scenarios = {i.scenario.path: i.scenario for i in items if isinstance(i, ScenarioItem)}
     try:
-        paths = external.write_livepatch_checks(list(scenarios.values()),
-                                                Path(config.getoption("klp_artifacts")))
+        checks = external.livepatch_checks(list(scenarios.values()),
+                                           Path(config.getoption("klp_artifacts")))
     except HarnessError as e:
         raise pytest.UsageError(str(e)) from None
-    for path in paths:
-        items.extend(ScenarioFile.from_parent(session, path=path).collect())
+    for check in checks:
+        items.extend(ScenarioFile.from_parent(session, path=check.path, scenario=check).collect())
     # Tests that run an image of their own (a whole run of it, in a subprocess) are the
     # longest: first, so that under -n they overlap everything else instead of ending last.
     items.sort(key=lambda item: item.get_closest_marker("klp_image") is None)

@@ -436,6 +436,8 @@ class Scenario:
                        source=base.path, expect_failure=expect_failure,
                        shadow_baseline={k: int(v) for k, v in baseline.items()},
                        upstream=upstream, livepatches=livepatches)
+        if modules is not None:
+            scenario._check_livepatch_names(modules)
         scenario._check_order(modules)
         return scenario
 
@@ -472,9 +474,11 @@ class Scenario:
             paths = tuple(Path(os.path.normpath(f.path.parent / p)) for p in patches)
             try:
                 check_patches(paths)
-            except HarnessError as e:
-                lp.fail(name, f"{e} (patch paths are relative to {f.path.parent})")
-            found[name] = LivepatchSource(name, paths, replace)
+            except HarnessError as e:   # where a missing patch was looked for
+                missing = not all(p.is_file() for p in paths)
+                lp.fail(name, f"{e}" + (f" (patch paths are relative to {f.path.parent})"
+                                        if missing else ""))
+            found[name] = LivepatchSource(name, paths, replace, declared=(f.path, lp.line(name)))
         return found
 
     @staticmethod
@@ -527,8 +531,19 @@ class Scenario:
                     timeout=timeout)
 
     def check_modules(self, modules: Collection[str]) -> None:
-        """Every module a load step names exists (ScenarioError naming the step if not)."""
+        """Every module a load step names exists (ScenarioError naming the step if not), and
+        no livepatch takes a module's name (naming the `livepatches` entry)."""
+        self._check_livepatch_names(modules)
         self._check_order(modules)
+
+    def _check_livepatch_names(self, modules: Collection[str]) -> None:
+        # A livepatch named like a module of the image would shadow it in the catalog:
+        # which of the two a load step means could not be told.
+        for name, source in self.livepatches.items():
+            if name in modules:
+                path, line = source.declared or (self.path, None)
+                raise ScenarioError(path, line, f"livepatches.{name}", taken_name_message(
+                    name, "this image"))
 
     def _check_order(self, modules: Optional[Collection[str]]) -> None:
         """Steps that act on a module need an earlier load; variables an earlier save."""
@@ -565,6 +580,12 @@ class Scenario:
                     loaded.discard(name)
             if step.kind == "run" and step.args["save"]:
                 saved.add(step.args["save"])
+
+
+def taken_name_message(name: str, image: str) -> str:
+    """Why a livepatch may not be called ``name``: a module of ``image`` has that name."""
+    return (f"'{name}' is already the name of a module of {image}: give the livepatch "
+            "another name")
 
 
 # Top-level fields of a scenario file; one that `extends` another may set all but steps.

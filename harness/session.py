@@ -25,7 +25,7 @@ from .errors import BootError, BuildError, HarnessError, ScenarioError, WaitTime
 from .guest import Guest
 from .machine import Machine, MachineConfig, host_load
 from .modules import ModuleCatalog
-from .scenario import Scenario
+from .scenario import Scenario, taken_name_message
 from .skips import Skip
 
 
@@ -295,7 +295,7 @@ class Session:
         patch, the scenario's outcome (a negative control may expect just that)."""
         st = self.state(arch)
         try:
-            return self.catalog_with(arch, scenario.livepatches, scenario)
+            return self.catalog_with(arch, scenario.livepatches)
         except klpbuild.Refused as e:
             outcome = runner.Outcome(scenario.id, arch, "fail", str(e),
                                      kernel=st.image.kernel_release, cause="livepatch build")
@@ -305,22 +305,23 @@ class Session:
                 shutil.copy(e.log, target / "klp-build.log")
             return outcome
 
-    def catalog_with(self, arch: str, livepatches: Dict[str, klpbuild.LivepatchSource],
-                     scenario: Optional[Scenario] = None) -> ModuleCatalog:
+    def catalog_with(self, arch: str,
+                     livepatches: Dict[str, klpbuild.LivepatchSource]) -> ModuleCatalog:
         """``arch``'s modules and ``livepatches``, built from their patches by klp-build
         (cached): klpbuild.Unsupported if the image cannot, Refused if a patch is not
-        made into a livepatch. A name the image's modules have is an error (the
-        ``scenario``'s, naming its file and field, when they are a scenario's)."""
+        made into a livepatch. A name the image's modules have is an error (naming the
+        scenario file and line that declare the livepatch, when a scenario does)."""
         st = self.state(arch)
         reason = klpbuild.unsupported(st.image)
         if reason:
             raise klpbuild.Unsupported(reason)
         taken = next((name for name in livepatches if name in st.catalog.names()), None)
         if taken:
-            message = (f"'{taken}' is already a module of image {st.image.name} "
-                       f"({st.catalog.path(taken)}): give the livepatch another name")
-            if scenario is not None:
-                raise ScenarioError(scenario.source, None, f"livepatches.{taken}", message)
+            message = taken_name_message(taken, f"image {st.image.name} "
+                                                f"({st.catalog.path(taken)})")
+            if livepatches[taken].declared:
+                raise ScenarioError(*livepatches[taken].declared, f"livepatches.{taken}",
+                                    message)
             raise HarnessError(message)
         return st.catalog.with_modules({name: klpbuild.build(st.image, source)
                                         for name, source in livepatches.items()})

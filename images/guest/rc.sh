@@ -40,8 +40,17 @@ for try in $(seq 100); do
 	sleep 0.05
 done
 if [ -z "$port" ]; then
-	echo "klp-harness: no virtio serial port named $name: the kernel needs" \
-		"CONFIG_VIRTIO_CONSOLE (or the virtio_console module) to serve SSH" >/dev/console
+	# What was seen, not a guess: the harness names a cause from the console's evidence
+	# (harness/bootcause.py). The class dir exists once the driver is in, with or without
+	# ports: only its absence shows a kernel without the driver.
+	if [ -d /sys/class/virtio-ports ]; then
+		ports=$(cat /sys/class/virtio-ports/*/name 2>/dev/null | tr '\n' ' ')
+		echo "klp-harness: no virtio serial port named $name; the guest's ports:" \
+			"${ports:-none}" >/dev/console
+	else
+		echo "klp-harness: no virtio serial ports at all (no /sys/class/virtio-ports)" \
+			"for SSH" >/dev/console
+	fi
 	exit 1
 fi
 mkdir -p -m 0755 /run/sshd   # privilege separation directory

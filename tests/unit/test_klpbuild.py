@@ -206,3 +206,155 @@ def test_the_skip_of_an_arch_without_klp_build_has_one_cause_for_every_arch(tmp_
     assert skips[0].group == skips[1].group == (
         "need klp-build, which Linux 7.3.4 has only where the arch selects HAVE_KLP_BUILD "
         "(x86_64 as of 7.3)")
+
+
+# -- a livepatch named like a module of the image -----------------------------------------
+
+CLASH = """\
+    description: my fix of binfmt_misc
+    livepatches:
+      klp_fine: fix.patch
+      binfmt_misc: fix.patch
+    steps: [{load: binfmt_misc}]
+    """
+
+
+def test_validation_that_knows_the_images_modules_refuses_a_livepatch_named_like_one(tmp_path):
+    write(tmp_path, "fix.patch", PATCH)
+    path = write(tmp_path, "mine.yaml", CLASH)
+    with pytest.raises(ScenarioError) as info:
+        Scenario.load(path, modules={"binfmt_misc", "klp_cmdline"})
+    assert (info.value.path, info.value.line, info.value.field) == \
+        (path, 4, "livepatches.binfmt_misc")
+    assert "already the name of a module of this image" in str(info.value)
+    # Without the image's names (nothing built yet) there is nothing to compare with.
+    assert set(Scenario.load(path).livepatches) == {"klp_fine", "binfmt_misc"}
+    # Names the image does not have are fine.
+    assert Scenario.load(path, modules={"klp_cmdline", "binfmt_misc_x"}).livepatches
+
+
+def test_validate_with_an_image_names_the_livepatch_that_takes_a_module_name(
+        tmp_path, monkeypatch, capsys):
+    from harness import cli
+    write(tmp_path, "fix.patch", PATCH)
+    path = write(tmp_path, "mine.yaml", CLASH)
+    monkeypatch.setattr(cli.modules, "known_names", lambda image: {"binfmt_misc"})
+    assert cli.main(["validate", "--image", "linux-7.3", str(path)]) == 2
+    assert f"{path}:4: livepatches.binfmt_misc: 'binfmt_misc' is already" in \
+        capsys.readouterr().err
+
+
+def fake_session(tmp_path, monkeypatch, module: str):
+    """A Session whose x86_64 image has the one module ``module`` and can run klp-build."""
+    from types import SimpleNamespace
+    from harness.modules import ModuleCatalog
+    from harness.session import Options, Session
+    monkeypatch.setenv("KLP_HARNESS_CACHE", str(tmp_path / "cache"))
+    session = Session(Options(artifacts=tmp_path / "artifacts"))
+    catalog = object.__new__(ModuleCatalog)
+    catalog.image = SimpleNamespace(name="linux-7.3")
+    catalog.modules = {module: Path(f"/cache/modules/{module}.ko")}
+    monkeypatch.setattr(session, "state", lambda arch: SimpleNamespace(
+        image=catalog.image, catalog=catalog))
+    monkeypatch.setattr(klpbuild, "unsupported", lambda image: None)
+    return session
+
+
+def test_the_generic_check_of_a_livepatch_names_the_users_file_not_the_generic_one(
+        tmp_path, monkeypatch):
+    """`run` adds a generic check for each livepatch (external/from-patches/<name>.yaml,
+    extending scenarios/generic/livepatch-module.yaml): a clash found running it is the
+    user's declaration, by file and line."""
+    from harness import external
+    write(tmp_path, "fix.patch", PATCH)
+    path = write(tmp_path, "mine.yaml", CLASH)
+    [check] = [c for c in external.livepatch_checks([Scenario.load(path)], tmp_path / "art")
+               if "binfmt_misc" in c.livepatches]
+    assert check.source == external.GENERIC   # where its steps come from
+    session = fake_session(tmp_path, monkeypatch, "binfmt_misc")
+    for scenario in (Scenario.load(path), check):
+        with pytest.raises(ScenarioError) as info:
+            session.catalog_with("x86_64", scenario.livepatches)
+        assert (info.value.path, info.value.line, info.value.field) == \
+            (path, 4, "livepatches.binfmt_misc")
+        assert "/cache/modules/binfmt_misc.ko" in str(info.value)
+        with pytest.raises(ScenarioError) as info:   # run_scenario's check, before booting
+            scenario.check_modules({"binfmt_misc"})
+        assert (info.value.path, info.value.line) == (path, 4)
+
+
+def test_livepatches_not_declared_by_a_scenario_clash_without_a_file(tmp_path, monkeypatch):
+    """LiveTest's livepatches come from Python: the error names no file."""
+    session = fake_session(tmp_path, monkeypatch, "binfmt_misc")
+    source = klpbuild.LivepatchSource("binfmt_misc", (tmp_path / "fix.patch",))
+    with pytest.raises(HarnessError) as info:
+        session.catalog_with("x86_64", {"binfmt_misc": source})
+    assert not isinstance(info.value, ScenarioError)
+    assert "'binfmt_misc' is already the name of a module of image linux-7.3" in str(info.value)
+
+
+# -- a patch that creates a file; klp-build's ERR trap ------------------------------------
+
+NEW_FILE_PATCH = textwrap.dedent("""\
+    kernel: a helper of its own
+
+    --- /dev/null
+    +++ b/kernel/new.c
+    @@ -0,0 +1,3 @@
+    +int klp_new_helper(void)
+    +{
+    +\treturn 1;
+    +}
+    """)
+
+
+@pytest.mark.parametrize("old_side", ["--- /dev/null",
+                                      "--- a/kernel/new.c\t1970-01-01 00:00:00.000000000 +0000"])
+def test_a_patch_that_creates_a_file_is_refused_before_klp_build_with_what_to_do(
+        tmp_path, old_side):
+    patch = tmp_path / "new.patch"
+    patch.write_text(NEW_FILE_PATCH.replace("--- /dev/null", old_side))
+    with pytest.raises(HarnessError) as info:
+        klpbuild.check_patches([patch])
+    message = str(info.value)
+    assert message.startswith(f"patch {patch} creates kernel/new.c: klp-build cannot take a "
+                              "patch that adds a file")
+    assert "put the new code into an existing file" in message
+
+
+def test_a_patch_that_only_changes_files_creates_none(tmp_path):
+    patch = tmp_path / "fix.patch"
+    patch.write_text(PATCH)
+    klpbuild.check_patches([patch])   # no error
+    assert klpbuild.new_files(PATCH) == []
+    both = PATCH + NEW_FILE_PATCH.split("\n\n", 1)[1]   # a change and a new file
+    assert klpbuild.new_files(both) == ["kernel/new.c"]
+
+
+def test_a_scenario_naming_a_patch_that_creates_a_file_fails_validation_at_its_line(tmp_path):
+    write(tmp_path, "new.patch", NEW_FILE_PATCH)
+    path = write(tmp_path, "case.yaml", "description: x\nlivepatches: {klp_new: new.patch}\n"
+                                        "steps: [{load: klp_new}]\n")
+    with pytest.raises(ScenarioError) as info:
+        Scenario.load(path)
+    assert (info.value.line, info.value.field) == (2, "livepatches.klp_new")
+    assert "creates kernel/new.c" in str(info.value)
+    assert "relative to" not in str(info.value)   # said only of a patch not found
+
+
+def test_an_err_trap_echo_alone_is_said_in_words_with_the_commands_own_output():
+    log = ("Validating patch(es)\nFixing patch(es)\ncp: missing file operand\n"
+           "Try 'cp --help' for more information.\n"
+           "error: klp-build: line 486: 'xargs cp --parents --target-directory=\"$tmpdir/a\"'\n")
+    assert klpbuild.refusal(log, []).splitlines() == [
+        "klp-build failed running xargs cp --parents --target-directory=\"$tmpdir/a\" "
+        "(its line 486) without saying why",
+        "its last output:", "Fixing patch(es)", "cp: missing file operand",
+        "Try 'cp --help' for more information."]
+
+
+def test_an_err_trap_echo_names_the_innermost_command_even_with_nothing_before_it():
+    log = ("error: klp-build: line 12: 'false'\n"
+           "error: klp-build: line 40: '( cd x; false )'\n")
+    assert klpbuild.refusal(log, []) == \
+        "klp-build failed running false (its line 12) without saying why"

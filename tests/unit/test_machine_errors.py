@@ -59,3 +59,67 @@ def test_an_oversubscribed_host_stretches_every_wait(tmp_path, monkeypatch, load
     assert machine.scale == pytest.approx(1.5 * stretch)
     assert machine.timeout("init") == pytest.approx(60.0 * 1.5 * stretch)
     machine.shutdown()
+
+
+def _silent_server(path):
+    """A UNIX socket that takes connections and never speaks: an sshd that does not come up
+    (the guest's port is open, nothing answers). Closing it ends the connections."""
+    import socket
+    import threading
+    server, held = socket.socket(socket.AF_UNIX), []
+    server.bind(str(path))
+    server.listen()
+
+    def serve():
+        while True:
+            try:
+                held.append(server.accept()[0])
+            except OSError:   # closed by the test
+                return
+    threading.Thread(target=serve, daemon=True).start()
+    return server, held
+
+
+def test_paramikos_tracebacks_of_a_failed_handshake_go_to_the_ssh_log_not_the_terminal(
+        tmp_path, capsys, caplog):
+    """paramiko logs `Error reading SSH protocol banner` with its traceback through its
+    logger; the terminal (and pytest's capture, which shows in reports) must get only the
+    harness's message, which names the file where paramiko's records went."""
+    import logging
+    from types import SimpleNamespace
+
+    import paramiko
+
+    from harness.errors import WaitTimeout
+    from harness.guest import Guest
+    host_key = paramiko.RSAKey.generate(1024)
+    machine = SimpleNamespace(
+        ssh_socket=tmp_path / "ssh", ssh_log=tmp_path / "ssh.log",
+        image=SimpleNamespace(host_key=f"ssh-rsa {host_key.get_base64()}"),
+        key=SimpleNamespace(private=host_key), alive=lambda: True, check_alive=lambda: None)
+    server, held = _silent_server(machine.ssh_socket)
+    caplog.set_level(logging.DEBUG)   # as a user's `--log-level` would: root sees everything
+    try:
+        with pytest.raises(WaitTimeout) as info:
+            Guest.connect(machine, timeout=1.0)   # paramiko's banner_timeout
+    finally:
+        for sock in [server, *held]:
+            sock.close()
+    assert "Error reading SSH protocol banner" in str(info.value)
+    assert f"(the SSH client's log: {machine.ssh_log})" in str(info.value)
+    log = machine.ssh_log.read_text()
+    assert "ERROR Exception (client): Error reading SSH protocol banner" in log
+    assert "Traceback (most recent call last)" in log
+    assert capsys.readouterr().err == ""
+    assert not [r for r in caplog.records if r.name.startswith("paramiko")]
+
+
+def test_a_failed_connection_names_the_ssh_log_only_if_paramiko_wrote_one(tmp_path):
+    """paramiko logs an EOF below INFO: then there is no file to point to."""
+    from types import SimpleNamespace
+
+    from harness.guest import ssh_log_note
+    machine = SimpleNamespace(ssh_log=tmp_path / "ssh.log")
+    assert ssh_log_note(machine) == ""
+    machine.ssh_log.write_text("ERROR Exception (client): Error reading SSH protocol banner\n")
+    assert ssh_log_note(machine) == f" (the SSH client's log: {machine.ssh_log})"
