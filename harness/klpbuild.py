@@ -233,6 +233,10 @@ class Workspace:
         if pack.wait() != 0 or unpack.returncode != 0:
             raise HarnessError(f"copying the kernel source {tree} to {tmp / 'tree'} failed")
         if shared:
+            try:
+                klporig.settle_copy(kbuild, tmp / "tree", archmod.get(self.image.arch))
+            except RuntimeError as e:
+                raise HarnessError(f"klp-build workspace for {self.image.name}: {e}")
             klporig.seed(tmp / "tree")
         else:
             shutil.copy(self.image.kbuild_dir / ".config", tmp / "tree" / ".config")

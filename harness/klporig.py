@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -70,6 +71,28 @@ def build_kernel_vars(script: str) -> Optional[Dict[str, str]]:
 def is_shared(build_dir: Path) -> bool:
     """Was the kernel in ``build_dir`` built in-tree as klp-build's original build?"""
     return (build_dir / MARKER).is_file()
+
+
+def recorded_vars(build_dir: Path) -> Dict[str, str]:
+    """The variables a shared build was made with (its MARKER)."""
+    lines = (build_dir / MARKER).read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line)
+
+
+def settle_copy(build_dir: Path, tree: Path, profile: archmod.ArchProfile) -> None:
+    """Make ``tree``, a copy (times kept) of the shared build in ``build_dir``, up to date
+    for make. objtool's own build (tools/objtool) records absolute paths, so in a copy the
+    next make rebuilds it, and Kbuild makes every object depend on the objtool binary: all
+    of them would be compiled again. So objtool is rebuilt here (seconds), and given the
+    original's time: the same program, built from the same sources."""
+    objtool = Path("tools/objtool/objtool")
+    cmd = ["make", "-s", "-C", str(tree), f"ARCH={profile.kernel_arch}",
+           *(f"{k}={v}" for k, v in recorded_vars(build_dir).items()), str(objtool.parent)]
+    done = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
+    if done.returncode != 0 or not (tree / objtool).exists():
+        raise RuntimeError(f"rebuilding objtool in {tree} failed: {done.stdout}{done.stderr}")
+    was = (build_dir / objtool).stat()
+    os.utime(tree / objtool, ns=(was.st_atime_ns, was.st_mtime_ns))
 
 
 def seed(tree: Path) -> None:
