@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import List
 
-from . import (accel, arch as archmod, cache, image as imagemod, kernelbuild, klpbuild,
+from . import (accel, arch as archmod, cache, image as imagemod, kernelbuild, klpbuild, klporig,
                kselftest, livepatch, pool as poolmod, runner)
 from .kselftest import PARITY_SCENARIOS as PARITY
 from .machine import Machine, MachineConfig
@@ -91,18 +91,22 @@ def klp_build(arches: List[str], opts: Options) -> int:
                 source = klpbuild.LivepatchSource(f"klp_bench_{i}",
                                                   (KLP_BUILD_PATCHES / f"{name}.patch",))
                 start = time.monotonic()
+                shared = klporig.is_shared(image.kbuild_dir)
                 if i == 0:
                     space._make()
                     print(f"klp-build-copy-source {a} {time.monotonic() - start:.1f}  # a "
-                          "copy of the kernel source to build in", flush=True)
+                          + ("copy of the image's kernel build, klp-build's original build"
+                             if shared else "copy of the kernel source to build in"),
+                          flush=True)
                     start = time.monotonic()
                 space.run(source, out)
                 if not (out / f"{source.name}.ko").exists():
                     raise klpbuild.Refused(source, (out / "refused").read_text())
                 times.append(time.monotonic() - start)
                 if i == 0:
-                    print(f"klp-build-first {a} {times[0]:.1f}  # the original kernel, built "
-                          f"once, then {name}.patch", flush=True)
+                    print(f"klp-build-first {a} {times[0]:.1f}  # "
+                          + ("" if shared else "the original kernel, built once, then ")
+                          + f"{name}.patch", flush=True)
             more = times[1:]
             print(f"klp-build-next {a} {statistics.median(more):.1f}  # median of {len(more)} "
                   f"further patches ({min(more):.1f} .. {max(more):.1f})", flush=True)

@@ -82,10 +82,11 @@ def lookup(path: Path, recipe: str, arch: str, wanted: str,
 
 
 def store(path: Path, recipe: str, arch: str, figures: Figures) -> None:
-    data = {name: {a: asdict(f) for a, f in arches.items()}
+    def entry(f: Figures) -> dict:   # what was measured, never a borrowing
+        return {k: v for k, v in asdict(f).items() if k != "borrowed"}
+    data = {name: {a: entry(f) for a, f in arches.items()}
             for name, arches in load(path).items()}
-    entry = {k: v for k, v in asdict(figures).items() if k != "borrowed"}
-    data.setdefault(recipe, {})[arch] = entry
+    data.setdefault(recipe, {})[arch] = entry(figures)
     text = json.dumps({r: dict(sorted(a.items())) for r, a in sorted(data.items())},
                       indent=1) + "\n"
     cache.write_whole(Path(path), text)

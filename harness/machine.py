@@ -119,7 +119,6 @@ class Machine:
         self.guest: Optional[Guest] = None
         self._connecting: Optional[_Connecting] = None
         self._proc: Optional[subprocess.Popen] = None
-        self._cpu_counted = False   # QEMU's CPU time, added to the run's phases once
         self.stage_times: dict = {}
 
     # -- command line -------------------------------------------------------------------
@@ -222,9 +221,9 @@ class Machine:
         args = self.qemu_args()
         with open(self.qemu_log, "w") as err, open(self.workdir / "qemu-cmdline", "w") as f:
             f.write(" ".join(args) + "\n")
-            self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
-                                          stdout=err, stderr=err, start_new_session=True,
-                                          preexec_fn=_die_with_parent)
+            self._proc = phases.Popen(args, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                      start_new_session=True, preexec_fn=_die_with_parent,
+                                      phase=f"scenarios {self.profile.name}")
         try:
             sock = connect_unix(self._sockdir / "console", self.timeout("qemu"), self.alive)
         except (FileNotFoundError, ConnectionRefusedError):
@@ -302,9 +301,6 @@ class Machine:
         """A panicked guest is finished: let QEMU exit (panic=-1, -no-reboot) or end it."""
         if self._proc is None:
             return
-        if not self._cpu_counted:   # before it is reaped: /proc has it until then
-            phases.add_cpu(phases.process_cpu(self._proc.pid), f"scenarios {self.profile.name}")
-            self._cpu_counted = True
         try:
             self._proc.wait(timeout=5)
         except subprocess.TimeoutExpired:

@@ -114,10 +114,15 @@ def add_cpu(seconds: float, name: Optional[str] = None) -> None:
 
 class Popen(subprocess.Popen):
     """subprocess.Popen whose reaping adds the process's CPU time (and that of the children
-    it waited for, as wait4 reports them) to the reaping thread's phase; ``cpu`` keeps it.
-    It takes over Popen's one wait call, _try_wait (CPython's, since 3.3)."""
+    it waited for, as wait4 reports them) to the reaping thread's phase, or to the phase
+    named ``phase`` (a guest's QEMU, reaped by whichever thread sees it end); ``cpu`` keeps
+    it. It takes over Popen's one wait call, _try_wait (CPython's, since 3.3)."""
 
     cpu = 0.0
+
+    def __init__(self, *args, phase: Optional[str] = None, **kw):
+        self.phase = phase
+        super().__init__(*args, **kw)
 
     def _try_wait(self, wait_flags):
         try:
@@ -126,7 +131,7 @@ class Popen(subprocess.Popen):
             return (self.pid, 0)
         if pid == self.pid:
             self.cpu = usage.ru_utime + usage.ru_stime
-            add_cpu(self.cpu)
+            add_cpu(self.cpu, self.phase)
         return (pid, status)
 
 
@@ -146,15 +151,6 @@ def run(args, *, input=None, check: bool = False, timeout: Optional[float] = Non
     if check and proc.returncode:
         raise subprocess.CalledProcessError(proc.returncode, proc.args, out, err)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
-def process_cpu(pid: int) -> float:
-    """CPU seconds of a live process (a guest's QEMU, before it is stopped)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _measure(intervals: List[Tuple[float, float]]) -> float:

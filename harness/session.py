@@ -236,7 +236,9 @@ class Session:
 
     def run_scenario(self, scenario: Scenario, arch: str, slot: int = 0) -> runner.Outcome:
         """Run ``scenario`` on guest ``slot`` of ``arch``'s pool (booted if need be)."""
-        with phases.phase(f"scenarios {arch}"):   # guests' boots too; builds are their own
+        if not scenario.skip(arch):   # the arch's image and modules: phases of their own,
+            self.state(arch)          # and not a guest's time while another builds them
+        with phases.phase(f"scenarios {arch}"):   # guests' boots too
             return self._run_scenario(scenario, arch, slot)
 
     def _run_scenario(self, scenario: Scenario, arch: str, slot: int) -> runner.Outcome:

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from harness import bisect, image as imagemod
+from harness import bisect, image as imagemod, klpbuild, klporig
 from harness.modules import describe
 from harness.pytest_plugin import selected_arches
 
@@ -42,6 +42,28 @@ def test_livepatch_build_makes_a_livepatch_for_the_images_kernel(tmp_path):
     image = imagemod.build(imagemod.DEFAULT_IMAGE, ARCH)
     assert (info.name, info.livepatch, info.release) == \
         ("livepatch_cmdline_fix", True, image.kernel_release)
+
+
+def test_the_images_kernel_is_klp_builds_original_build_compiled_once(tmp_path):
+    """The x86_64 image's kernel was built in-tree with klp-build's own variables, and a
+    workspace made from it starts at klp-build's step 2: no original build, and the patched
+    build compiles what the patch changed, not the kernel (an object newer than klp-build's
+    timestamp was compiled by it; a full build makes about 800)."""
+    image = imagemod.build(imagemod.DEFAULT_IMAGE, ARCH)
+    assert klporig.is_shared(image.kbuild_dir), image.kbuild_dir
+    space = klpbuild.Workspace(image, tmp_path / "workspaces")
+    out = tmp_path / "out"
+    out.mkdir()
+    space.run(klpbuild.LivepatchSource("klp_once", (MINE / "cmdline-fix.patch",)), out)
+    log = (out / "klp-build.log").read_text()
+    assert (out / "klp_once.ko").exists(), log[-3000:]
+    assert "Building original kernel" not in log and "Building patched kernel" in log
+    tree = space.dir / "tree"
+    stamp = (tree / "klp-tmp" / "timestamp").stat().st_mtime
+    compiled = [p for p in tree.rglob("*.o") if "klp-tmp" not in p.parts
+                and p.stat().st_mtime > stamp and "tools" not in p.parts]
+    assert 0 < len(compiled) < 60, sorted(str(p.relative_to(tree)) for p in compiled)[:80]
+    assert describe(out / "klp_once.ko").release == image.kernel_release
 
 
 def test_a_refused_patch_gives_klp_builds_reason_not_the_build_output(tmp_path):
