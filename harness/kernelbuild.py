@@ -93,7 +93,7 @@ def build(source: KernelSource, profile: archmod.ArchProfile, fragments: Sequenc
         if not force and stamp.exists() and stamp.read_text() == wanted and image.exists():
             return KernelBuild(build_dir, _release(build_dir), image, 0.0)
         stamp.unlink(missing_ok=True)
-        with phases.phase(f"kernel {profile.name}"):
+        with phases.phase(f"kernel {profile.name}"), _running:
             if in_tree:
                 _copy_source(source, build_dir)
             make = _Make(source, profile, build_dir, klp_vars, figures)
@@ -232,6 +232,26 @@ def time_left(done: int, total: int, elapsed: float) -> str:
     return f", about {elapsed * (total - done) / done:.0f}s left"
 
 
+class _Running:
+    """Kernel builds under way in this process (from the source's copy to make's end):
+    they share the cores, which a first build's ETA must know from its start, when the
+    others are still configuring."""
+
+    def __init__(self):
+        self.count, self._lock = 0, threading.Lock()
+
+    def __enter__(self):
+        with self._lock:
+            self.count += 1
+
+    def __exit__(self, *exc):
+        with self._lock:
+            self.count -= 1
+
+
+_running = _Running()
+
+
 class _Progress:
     """Counts Kbuild's ' CC  file' lines; prints one line every PROGRESS_EVERY seconds: the
     fraction done and an estimate of the time left. The total is what an earlier build of
@@ -240,8 +260,6 @@ class _Progress:
     time left comes from the figures' CPU seconds and how many builds share the cores; from
     a tenth of the steps on, from the pace so far."""
 
-    running = 0                  # builds in progress in this process, sharing the cores
-    _running_lock = threading.Lock()
 
     def __init__(self, what: str, build_dir: Path,
                  figures: Optional[buildfigures.Figures] = None):
@@ -267,15 +285,13 @@ class _Progress:
             return {}
 
     def start(self) -> None:
-        with _Progress._running_lock:
-            _Progress.running += 1
         if not self.total:
             said = " (the first build of this configuration: no total known yet)"
         else:
             said = f": ~{self.total} steps ({self.origin})"
             if self.full and self.figures:
-                said += (f", about {self.figures.eta(self.running, buildfigures.cores()) / 60:.0f}"
-                         f" min with {self.running} build(s) on {buildfigures.cores()} cores")
+                said += (f", about {self.figures.eta(_running.count, buildfigures.cores()) / 60:.0f}"
+                         f" min with {max(_running.count, 1)} build(s) on {buildfigures.cores()} cores")
         cache.progress(f"{self.what}: started{said}")
         self._thread.start()
 
@@ -291,7 +307,7 @@ class _Progress:
         done = min(self.count, self.total)
         left = time_left(self.count, self.total, elapsed)
         if self.full and self.figures and done * 10 < self.total:   # the pace is not yet
-            eta = self.figures.eta(self.running, buildfigures.cores()) - elapsed   # telling
+            eta = self.figures.eta(_running.count, buildfigures.cores()) - elapsed   # telling
             left = f", about {max(eta, 0):.0f}s left" if eta > 0 else left
         return (f"{self.count} of ~{self.total} steps ({100 * done // self.total}%), "
                 f"{elapsed:.0f}s{left}")
@@ -303,8 +319,6 @@ class _Progress:
 
     def stop(self, ok: bool) -> None:
         self._done.set()
-        with _Progress._running_lock:
-            _Progress.running -= 1
         if ok and self.key and self.full:
             with cache.locked(self.totals.with_name(".kernel-build-steps.lock")):
                 known = self._known()

@@ -116,7 +116,8 @@ class Popen(subprocess.Popen):
     """subprocess.Popen whose reaping adds the process's CPU time (and that of the children
     it waited for, as wait4 reports them) to the reaping thread's phase, or to the phase
     named ``phase`` (a guest's QEMU, reaped by whichever thread sees it end); ``cpu`` keeps
-    it. It takes over Popen's one wait call, _try_wait (CPython's, since 3.3)."""
+    it. It takes over the two places Popen reaps (CPython's _try_wait and _internal_poll's
+    waitpid, since 3.3)."""
 
     cpu = 0.0
 
@@ -126,9 +127,16 @@ class Popen(subprocess.Popen):
 
     def _try_wait(self, wait_flags):
         try:
-            pid, status, usage = os.wait4(self.pid, wait_flags)
+            return self._wait4(self.pid, wait_flags)
         except ChildProcessError:   # as Popen's own: reaped elsewhere (SIGCHLD ignored)
             return (self.pid, 0)
+
+    def _internal_poll(self, *args, **kw):   # poll() reaps without _try_wait
+        kw["_waitpid"] = self._wait4
+        return super()._internal_poll(*args, **kw)
+
+    def _wait4(self, pid: int, flags: int) -> Tuple[int, int]:
+        pid, status, usage = os.wait4(pid, flags)
         if pid == self.pid:
             self.cpu = usage.ru_utime + usage.ru_stime
             add_cpu(self.cpu, self.phase)
@@ -223,6 +231,8 @@ def table(phases: List[Phase], wall: float, cpu: float, compile_cpu: float,
     lines = [f"{'where the time went':<{width}}  {'wall':>8}  {'CPU':>8}"]
     for p in phases:
         lines.append(f"{p.name:<{width}}  {p.wall:7.1f}s  {p.cpu:7.1f}s")
+    rest = cpu - sum(p.cpu for p in phases)   # Python's start, reading scenarios, the report
+    lines.append(f"{'in no phase':<{width}}  {'':>8}  {max(rest, 0):7.1f}s")
     lines.append(f"{'the whole run':<{width}}  {wall:7.1f}s  {cpu:7.1f}s")
     if compile_cpu:
         lines.append(f"kernel compilations: {compile_cpu:.0f} CPU seconds, a floor of "

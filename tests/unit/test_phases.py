@@ -36,6 +36,14 @@ def test_a_child_process_cpu_goes_to_the_phase_of_the_thread_that_waited_for_it(
     assert proc.cpu >= 0.25
 
 
+def test_a_process_found_ended_by_poll_counts_for_the_phase_it_is_named_for():
+    """A guest's QEMU: whichever thread's poll() sees it end, its CPU is its arch's."""
+    proc = phases.Popen(BURN, phase="scenarios x86_64")
+    while proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.cpu >= 0.25 and by_name()["scenarios x86_64"].cpu >= 0.25
+
+
 def test_a_nested_phase_is_taken_out_of_the_outer_one():
     with phases.phase("image s390x"):
         time.sleep(0.1)
