@@ -27,6 +27,7 @@ from typing import Dict, List, Optional, Sequence
 from . import arch as archmod
 from . import buildfigures, cache, hosttools, kconfig, klporig, phases
 from .errors import KernelBuildError
+from . import kernelsource
 from .kernelsource import KernelSource
 
 STAMP = "klp-harness-stamp"
@@ -122,10 +123,7 @@ def _copy_source(source: KernelSource, build_dir: Path) -> None:
     if (build_dir / "Makefile").exists():
         return
     cache.progress(f"copying the kernel source {source.tree} to {build_dir} (in-tree build)")
-    pack = subprocess.Popen(["tar", "-C", str(source.tree), "--exclude=./.git", "-cf", "-",
-                             "."], stdout=subprocess.PIPE)
-    unpack = subprocess.run(["tar", "-C", str(build_dir), "-xf", "-"], stdin=pack.stdout)
-    if pack.wait() != 0 or unpack.returncode != 0:
+    if not kernelsource.copy_tree(source.tree, build_dir):
         raise KernelBuildError(f"copying the kernel source {source.tree} to {build_dir}")
 
 
@@ -271,7 +269,7 @@ class _Progress:
         self.total = self._known().get(self.key, 0)
         self.origin = "counted by an earlier build here"
         if not self.total and figures:
-            self.total, self.origin = figures.steps, f"the recipe's shipped figures" + (
+            self.total, self.origin = figures.steps, "the recipe's shipped figures" + (
                 f" (borrowed from {figures.borrowed})" if figures.borrowed else "")
         self.full = not (build_dir / "vmlinux").exists()   # a rebuild counts only its few
         self.started = time.monotonic()

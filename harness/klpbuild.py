@@ -222,15 +222,10 @@ class Workspace:
         shutil.rmtree(tmp, ignore_errors=True)
         (tmp / "tree").mkdir(parents=True)
         started = time.monotonic()
-        # tar, not a Python copy: 80,000 files; .git is not needed to build. It keeps the
-        # files' times, so make finds a copied build up to date.
         kbuild = self.image.kbuild_dir
         with cache.locked(kbuild.with_name(kbuild.name + ".lock")):   # no build under way
-            pack = subprocess.Popen(["tar", "-C", str(tree), "--exclude=./.git", "-cf", "-",
-                                     "."], stdout=subprocess.PIPE)
-            unpack = subprocess.run(["tar", "-C", str(tmp / "tree"), "-xf", "-"],
-                                    stdin=pack.stdout)
-        if pack.wait() != 0 or unpack.returncode != 0:
+            copied = kernelsource.copy_tree(tree, tmp / "tree")
+        if not copied:
             raise HarnessError(f"copying the kernel source {tree} to {tmp / 'tree'} failed")
         if shared:
             try:

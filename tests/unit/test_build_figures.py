@@ -5,7 +5,6 @@ figures fails here, naming the command that refreshes them."""
 import json
 import shutil
 
-import pytest
 
 from harness import arch as archmod, buildfigures, image, kernelbuild
 
