@@ -13,6 +13,7 @@ config symbols survive, and the part it would do for us is the two make calls be
 """
 from __future__ import annotations
 
+import fcntl
 import functools
 import json
 import os
@@ -231,20 +232,43 @@ def time_left(done: int, total: int, elapsed: float) -> str:
 
 
 class _Running:
-    """Kernel builds under way in this process (from the source's copy to make's end):
-    they share the cores, which a first build's ETA must know from its start, when the
-    others are still configuring."""
+    """Kernel builds under way on this host (from the source's copy to make's end): they
+    share the cores, which a first build's ETA must know from its start, when the others
+    are still configuring, and also those of other processes (pytest-xdist's workers).
+    Each build holds a lock on a file of its own in the cache's ``building/``; a file no
+    one holds is left from a build that died."""
 
     def __init__(self):
-        self.count, self._lock = 0, threading.Lock()
+        self._mine = threading.local()
+
+    def _dir(self) -> Path:
+        return cache.root() / "building"
 
     def __enter__(self):
-        with self._lock:
-            self.count += 1
+        self._dir().mkdir(parents=True, exist_ok=True)
+        path = self._dir() / f"{os.getpid()}-{threading.get_ident()}"
+        f = open(path, "w")
+        fcntl.flock(f, fcntl.LOCK_EX)
+        self._mine.file = (path, f)
 
     def __exit__(self, *exc):
-        with self._lock:
-            self.count -= 1
+        path, f = self._mine.file
+        path.unlink(missing_ok=True)
+        f.close()
+
+    @property
+    def count(self) -> int:
+        held = 0
+        for path in self._dir().glob("*") if self._dir().is_dir() else []:
+            try:
+                with open(path) as f:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                path.unlink(missing_ok=True)   # no one holds it
+            except BlockingIOError:
+                held += 1
+            except OSError:
+                pass
+        return held
 
 
 _running = _Running()

@@ -4,6 +4,9 @@ must be of the recipes and fragments as they are: a changed fragment without ref
 figures fails here, naming the command that refreshes them."""
 import json
 import shutil
+import subprocess
+import sys
+import textwrap
 
 
 from harness import arch as archmod, buildfigures, image, kernelbuild
@@ -98,3 +101,28 @@ def test_a_first_build_says_its_total_and_eta_from_the_shipped_figures(tmp_path,
 def test_four_builds_on_two_cores_each_take_twice_their_cpu_time():
     assert buildfigures.Figures(100, 600.0).eta(running=4, cores=2) == 1200.0
     assert buildfigures.Figures(100, 600.0).eta(running=1, cores=2) == 300.0
+
+
+def test_builds_under_way_are_counted_across_threads_and_processes(tmp_path, monkeypatch):
+    """pytest-xdist's workers build in processes of their own: the ETA counts them all."""
+    monkeypatch.setenv("KLP_HARNESS_CACHE", str(tmp_path / "cache"))
+    running = kernelbuild._running
+    assert running.count == 0
+    other = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""\
+        import os, sys, time
+        os.environ["KLP_HARNESS_CACHE"] = {str(tmp_path / "cache")!r}
+        from harness import kernelbuild
+        with kernelbuild._running:
+            print("building", flush=True)
+            sys.stdin.read()
+        """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline() == "building\n"
+        with running:
+            assert running.count == 2
+        assert running.count == 1
+    finally:
+        other.communicate("")
+    stale = tmp_path / "cache" / "building" / "4242-1"   # a build that died: no one holds it
+    stale.write_text("")
+    assert running.count == 0 and not stale.exists()
