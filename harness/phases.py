@@ -116,8 +116,8 @@ class Popen(subprocess.Popen):
     """subprocess.Popen whose reaping adds the process's CPU time (and that of the children
     it waited for, as wait4 reports them) to the reaping thread's phase, or to the phase
     named ``phase`` (a guest's QEMU, reaped by whichever thread sees it end); ``cpu`` keeps
-    it. It takes over the two places Popen reaps (CPython's _try_wait and _internal_poll's
-    waitpid, since 3.3)."""
+    it. It takes over the two places Popen reaps: _try_wait (wait(), CPython's since 3.3) and
+    poll()."""
 
     cpu = 0.0
 
@@ -131,9 +131,20 @@ class Popen(subprocess.Popen):
         except ChildProcessError:   # as Popen's own: reaped elsewhere (SIGCHLD ignored)
             return (self.pid, 0)
 
-    def _internal_poll(self, *args, **kw):   # poll() reaps without _try_wait
-        kw["_waitpid"] = self._wait4
-        return super()._internal_poll(*args, **kw)
+    def poll(self):
+        """Popen.poll(), reaping through wait4 (CPython's own poll calls waitpid directly,
+        with a signature that changed in 3.13)."""
+        if self.returncode is None and self._waitpid_lock.acquire(False):
+            try:
+                if self.returncode is None:
+                    pid, status = self._wait4(self.pid, os.WNOHANG)
+                    if pid == self.pid:
+                        self._handle_exitstatus(status)
+            except ChildProcessError:   # reaped elsewhere: as Popen's own poll
+                self.returncode = 0
+            finally:
+                self._waitpid_lock.release()
+        return self.returncode
 
     def _wait4(self, pid: int, flags: int) -> Tuple[int, int]:
         pid, status, usage = os.wait4(pid, flags)
