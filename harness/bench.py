@@ -17,7 +17,8 @@ from . import (accel, arch as archmod, cache, image as imagemod, kernelbuild, kl
 from .kselftest import PARITY_SCENARIOS as PARITY
 from .machine import Machine, MachineConfig
 from .scenario import Scenario, discover, known_upstream_failures
-from .session import Options, Session
+from .options import Options
+from .session import Session
 
 
 def boot(arches: List[str], opts: Options, runs: int) -> int:

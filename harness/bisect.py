@@ -42,7 +42,8 @@ from . import arch as archmod, cache, hosttools, image as imagemod, kernelbuild,
 from .errors import (BootError, KernelBuildError, ModuleBuildError, QemuStartError,
                      ScenarioError, WaitTimeout)
 from .scenario import Scenario, discover
-from .session import Options, Session
+from .options import Options
+from .session import Session
 
 GOOD, BAD, SKIP, ABORT = 0, 1, 125, 128
 VERDICTS = {GOOD: "good", BAD: "bad", SKIP: "skip", ABORT: "abort"}

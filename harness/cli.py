@@ -13,7 +13,8 @@ from . import (bench, bisect, buildfigures, cache, external, hosttools, image as
                klpbuild, kselftest, modules, options, phases, report)
 from .errors import HarnessError, InputError
 from .scenario import Scenario, discover, known_upstream_failures
-from .session import Options, RunInterrupted, Session, summary
+from .options import Options
+from .session import RunInterrupted, Session, summary
 
 SCENARIOS = imagemod.PROJECT / "scenarios"
 STARTED = time.monotonic()   # the run's wall time counts from here (and ./klp's set-up)

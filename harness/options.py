@@ -1,5 +1,5 @@
 """The options of a run, declared once: the command line (cli), the pytest plugin and
-bisect-run all add them from this table, and session.Options is made from their values.
+bisect-run all add them from this table, and Options (what a Session runs with) is made from their values.
 
 An option's ``dest`` is its name on the command line's namespace (``args.<dest>``); under
 pytest it is ``klp_<dest>`` (pytest's namespace is shared with other plugins), and its flag
@@ -9,11 +9,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from . import arch as archmod, image as imagemod, pool as poolmod
 from .machine import MIN_MEMORY_MB, cpu_count, memory_size
-from .session import Options
+
+
+@dataclass
+class Options:
+    image: str = imagemod.DEFAULT_IMAGE
+    accel: str = "auto"
+    cpus: int = 2
+    memory_mb: int = 512
+    mirror: Optional[str] = None
+    kernel_tree: Optional[Path] = None
+    build_dir: Optional[Path] = None    # the kernel tree's build dir, if not the cache's
+    artifacts: Path = Path("artifacts")
+    module_dirs: List[Path] = field(default_factory=list)   # more module sources (.c)
+    ko_dirs: List[Path] = field(default_factory=list)       # modules built elsewhere (.ko)
+    worker: str = ""                    # names this process's machines (pytest-xdist)
+    pool: int = 0                       # guests per arch for run_all (0: pool.size decides)
+    run_id: str = ""                    # this run's dir under artifacts (default: a new one)
 
 
 @dataclass(frozen=True)

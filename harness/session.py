@@ -25,29 +25,13 @@ from .errors import BootError, BuildError, HarnessError, ScenarioError, WaitTime
 from .guest import Guest
 from .machine import Machine, MachineConfig, host_load
 from .modules import ModuleCatalog
+from .options import Options
 from .scenario import Scenario, taken_name_message
 from .skips import Skip
 
 
 OUR_PROGRAMS = imagemod.PROJECT / "scenarios" / "programs"
 UPSTREAM_PREFIX = "test_klp_"   # upstream's selftest modules; ours are klp_*
-
-
-@dataclass
-class Options:
-    image: str = imagemod.DEFAULT_IMAGE
-    accel: str = "auto"
-    cpus: int = 2
-    memory_mb: int = 512
-    mirror: Optional[str] = None
-    kernel_tree: Optional[Path] = None
-    build_dir: Optional[Path] = None    # the kernel tree's build dir, if not the cache's
-    artifacts: Path = Path("artifacts")
-    module_dirs: List[Path] = field(default_factory=list)   # more module sources (.c)
-    ko_dirs: List[Path] = field(default_factory=list)       # modules built elsewhere (.ko)
-    worker: str = ""                    # names this process's machines (pytest-xdist)
-    pool: int = 0                       # guests per arch for run_all (0: pool.size decides)
-    run_id: str = ""                    # this run's dir under artifacts (default: a new one)
 
 
 @dataclass

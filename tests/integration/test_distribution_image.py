@@ -16,7 +16,8 @@ from harness import image as imagemod, modules
 from harness.errors import HarnessError
 from harness.pytest_plugin import selected_arches
 from harness.scenario import Scenario
-from harness.session import Options, Session
+from harness.options import Options
+from harness.session import Session
 
 IMAGE = "debian-bookworm"
 pytestmark = [pytest.mark.vm, pytest.mark.klp_image(IMAGE, arch="x86_64")]

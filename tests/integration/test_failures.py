@@ -12,7 +12,8 @@ from harness.errors import GuestPanic, QemuStartError, WaitTimeout
 from harness.guest import Guest
 from harness.machine import Machine, MachineConfig
 from harness.scenario import Scenario
-from harness.session import Options, Session
+from harness.options import Options
+from harness.session import Session
 
 pytestmark = pytest.mark.vm
 

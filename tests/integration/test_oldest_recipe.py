@@ -6,7 +6,8 @@ import pytest
 from harness import image as imagemod
 from harness.pytest_plugin import selected_arches
 from harness.scenario import Scenario, discover
-from harness.session import Options, Session, summary
+from harness.options import Options
+from harness.session import Session, summary
 
 OLDEST = "linux-6.1"
 ARCH = "x86_64"

@@ -7,7 +7,8 @@ import pytest
 from harness import image as imagemod
 from harness.pytest_plugin import selected_arches
 from harness.scenario import Scenario, discover
-from harness.session import Options, Session
+from harness.options import Options
+from harness.session import Session
 
 PARITY = imagemod.PROJECT / "scenarios" / "parity"
 pytestmark = pytest.mark.vm

@@ -9,7 +9,8 @@ import pytest
 
 from harness import pool
 from harness.runner import Outcome
-from harness.session import Options, Session
+from harness.options import Options
+from harness.session import Session
 
 
 def test_spread_puts_the_longest_first_onto_the_least_loaded_guest():

@@ -248,7 +248,8 @@ def fake_session(tmp_path, monkeypatch, module: str):
     """A Session whose x86_64 image has the one module ``module`` and can run klp-build."""
     from types import SimpleNamespace
     from harness.modules import ModuleCatalog
-    from harness.session import Options, Session
+    from harness.options import Options
+    from harness.session import Session
     monkeypatch.setenv("KLP_HARNESS_CACHE", str(tmp_path / "cache"))
     session = Session(Options(artifacts=tmp_path / "artifacts"))
     catalog = object.__new__(ModuleCatalog)

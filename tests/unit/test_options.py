@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from harness import cli, options
-from harness.session import Options
+from harness.options import Options
 
 HARNESS = Path(options.__file__).parent
 

@@ -38,7 +38,8 @@ def test_the_table_names_the_kernel_each_arch_ran():
 
 
 def test_each_run_has_its_own_artifacts_dir_and_latest_points_to_the_newest(tmp_path):
-    from harness.session import Options, Session
+    from harness.options import Options
+    from harness.session import Session
     first = Session(Options(artifacts=tmp_path, run_id="run-1"))
     second = Session(Options(artifacts=tmp_path))
     assert first.options.artifacts == tmp_path / "run-1"
