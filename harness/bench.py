@@ -18,6 +18,7 @@ from .kselftest import PARITY_SCENARIOS as PARITY
 from .machine import Machine, MachineConfig
 from .scenario import Scenario, discover, known_upstream_failures
 from .options import Options
+from .outcome import Status
 from .session import Session
 
 
@@ -130,19 +131,19 @@ def parity(arches: List[str], opts: Options) -> int:
             cpu = _Cpu()
             report = kselftest.run(guest, session.state(a).image,
                                    known=known_upstream_failures(a, [PARITY]))
-            saved = kselftest.save(report, session.options.artifacts / "kselftest" / a)
+            saved = kselftest.save(report, session.run_dir / "kselftest" / a)
             upstream = upstream_times[a] = report.seconds - report.setup_seconds
             print(f"upstream-scripts {a} {upstream:.1f}  # "
                   + ("ok" if report.ok else f"NOT OK, see {saved}") + f"; {cpu}", flush=True)
             cpu, start = _Cpu(), time.monotonic()
             outcomes = [session.run_scenario(sc, a) for sc in scenarios]
             ours = time.monotonic() - start
-            failed += sum(o.status == "fail" for o in outcomes) + (not report.ok)
+            failed += sum(o.status == Status.FAIL for o in outcomes) + (not report.ok)
             print(f"parity-scenarios {a} {ours:.1f}  # one guest; {_counts(outcomes)}; {cpu}")
             cpu, start = _Cpu(), time.monotonic()
             outcomes = session.run_all(scenarios, [a], pool=guests)
             pooled = time.monotonic() - start
-            failed += sum(o.status == "fail" for o in outcomes)
+            failed += sum(o.status == Status.FAIL for o in outcomes)
             print(f"parity-pool {a} {pooled:.1f}  # {guests} guests (boots of all but one "
                   f"included); {_counts(outcomes)}; {cpu}")
             print(f"ratio {a} {ours / upstream:.2f} {pooled / upstream:.2f}  # to upstream's "
@@ -158,7 +159,7 @@ def parity(arches: List[str], opts: Options) -> int:
             walls[size] = time.monotonic() - start
         finally:
             session.close()
-        failed += sum(o.status == "fail" for o in outcomes)
+        failed += sum(o.status == Status.FAIL for o in outcomes)
         print(f"parity-all-arches {walls[size]:.1f}  # {len(arches)} arches at once, {size} "
               f"guest(s) each, boots included; {_counts(outcomes)}; {cpu}", flush=True)
     first = arches[0]
@@ -290,5 +291,5 @@ def transition(arches: List[str], opts: Options, repeat: int) -> int:
 
 def _counts(outcomes) -> str:
     statuses = [o.status for o in outcomes]
-    return ", ".join(f"{statuses.count(s)} {s}" for s in ("pass", "fail", "skip", "xfail")
+    return ", ".join(f"{statuses.count(s)} {s}" for s in Status
                      if statuses.count(s))

@@ -43,6 +43,7 @@ from .errors import (BootError, KernelBuildError, ModuleBuildError, QemuStartErr
                      ScenarioError, WaitTimeout)
 from .scenario import Scenario, discover
 from .options import Options
+from .outcome import Cause, Status
 from .session import Session
 
 GOOD, BAD, SKIP, ABORT = 0, 1, 125, 128
@@ -201,12 +202,12 @@ def _run_scenarios(plan: Plan, session: Session, scenarios: List[Scenario]) -> T
                 raise _Verdict(SKIP, f"cannot run {sc.id} at this commit: {e}")
             except (BootError, WaitTimeout) as e:   # a fresh guest for the next round failed
                 raise _Verdict(SKIP, f"the guest does not boot: {e}")
-            if outcome.status == "skip":
+            if outcome.status == Status.SKIP:
                 skipped.append(f"{sc.id}: {outcome.message}")
                 continue
-            if outcome.status == "fail" and outcome.cause == "livepatch build":
+            if outcome.status == Status.FAIL and outcome.cause == Cause.LIVEPATCH_BUILD:
                 raise _Verdict(SKIP, f"cannot test {sc.id} at this commit: {outcome.message}")
-            if outcome.status == "fail":
+            if outcome.status == Status.FAIL:
                 where = (f" in run {round_} of {plan.repeat} (--repeat: any failed run makes "
                          f"the step bad; the earlier {round_ - 1} passed)"
                          if plan.repeat > 1 else "")

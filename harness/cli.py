@@ -14,7 +14,10 @@ from . import (bench, bisect, buildfigures, cache, external, hosttools, image as
 from .errors import HarnessError, InputError
 from .scenario import Scenario, discover, known_upstream_failures
 from .options import Options
-from .session import RunInterrupted, Session, summary
+from .outcome import Status
+from .report import summary
+from .scheduler import RunInterrupted
+from .session import Session
 
 SCENARIOS = imagemod.PROJECT / "scenarios"
 STARTED = time.monotonic()   # the run's wall time counts from here (and ./klp's set-up)
@@ -108,7 +111,7 @@ def cmd_run(args) -> int:
     def show(outcome) -> None:
         print(f"{outcome.status.upper():4} {outcome.scenario}[{outcome.arch}] "
               f"({outcome.seconds:.1f}s)" + (f"\n{outcome.message}" if outcome.message and
-                                            outcome.status != "pass" else ""), flush=True)
+                                            outcome.status != Status.PASS else ""), flush=True)
 
     started = time.monotonic()
     interrupted = False
@@ -125,16 +128,16 @@ def cmd_run(args) -> int:
               "run(s) that began")
     table = summary(outcomes)
     print(table)
-    print(f"artifacts of this run: {session.options.artifacts}")
+    print(f"artifacts of this run: {session.run_dir}")
     if outcomes:
-        page = report.write(session.options.artifacts, outcomes, table)
+        page = report.write(session.run_dir, outcomes, table)
         print(f"report: {page}")
     # Where the time went: on stderr beside the wall time, and phases.json in the run's dir.
-    print(phases.finish(session.options.artifacts, STARTED, buildfigures.cores()),
+    print(phases.finish(session.run_dir, STARTED, buildfigures.cores()),
           file=sys.stderr)
     if interrupted:
         return 130
-    return 1 if any(o.status == "fail" for o in outcomes) else 0
+    return 1 if any(o.status == Status.FAIL for o in outcomes) else 0
 
 
 def cmd_kselftest(args) -> int:
@@ -150,7 +153,7 @@ def cmd_kselftest(args) -> int:
             ready = time.monotonic() - start
             report = kselftest.run(guest, session.state(a).image,
                                    known=known_upstream_failures(a, [PARITY]))
-            saved = kselftest.save(report, session.options.artifacts / "kselftest" / a)
+            saved = kselftest.save(report, session.run_dir / "kselftest" / a)
             print(report.ktap(), end="", flush=True)
             print(f"kselftest {a}: {time.monotonic() - start:.1f}s wall (guest ready "
                   f"{ready:.1f}s, install {report.setup_seconds:.1f}s, scripts "

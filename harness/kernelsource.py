@@ -20,6 +20,8 @@ from typing import Tuple
 from . import cache, debian, phases
 from .errors import BuildError, HarnessError
 
+SELFTESTS = "tools/testing/selftests/livepatch"   # in the kernel source and in the image
+
 
 @dataclass(frozen=True)
 class KernelSource:

@@ -25,8 +25,9 @@ from . import ktap, livepatch, modules, programs
 from .errors import BootError, HarnessError, WaitTimeout
 from .guest import Guest
 from .image import Image
+from .kernelsource import SELFTESTS
+from .outcome import Status
 
-SELFTESTS = "tools/testing/selftests/livepatch"   # in the kernel source and in the image
 # Our scenarios of upstream's cases: their known failures judge the scripts too.
 PARITY_SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios" / "parity"
 SUITE = "livepatch"                               # runner.sh names tests "selftests: livepatch: X"
@@ -100,7 +101,7 @@ def skip_reason(stdout: str, stderr: str) -> str:
 @dataclass
 class ScriptResult:
     script: str
-    status: str                     # "ok", "not ok", "skip" or "xfail" (see judge_known)
+    status: Status                  # KTAP's ok is PASS, not ok FAIL; XFAIL: see judge_known
     exit_status: Optional[int]      # None when it did not run to an exit status
     stdout: str = ""
     stderr: str = ""
@@ -112,12 +113,15 @@ class ScriptResult:
     known: Dict[str, str] = field(default_factory=dict)   # failed case -> declared reason
     planned: List[str] = field(default_factory=list)      # the script's start_test names
 
+    def __post_init__(self):
+        self.status = Status(self.status)
+
     def judge_known(self, declared: Dict[str, str]) -> None:
         """A failed script whose failed cases are all declared known kernel failures (for
         this arch) is an expected failure, with the reasons; any other failure stays one."""
         failed = [c.name for c in self.cases if not c.ok]
-        if self.status == "not ok" and failed and all(n in declared for n in failed):
-            self.status = "xfail"
+        if self.status == Status.FAIL and failed and all(n in declared for n in failed):
+            self.status = Status.XFAIL
             self.known = {n: declared[n] for n in failed}
 
     @property
@@ -129,14 +133,14 @@ class ScriptResult:
         return f"selftests: {SUITE}: {self.script}"
 
     def directive(self) -> str:
-        if self.status == "xfail":
+        if self.status == Status.XFAIL:
             return "XFAIL known kernel failure: " + "; ".join(
                 f"{case}: {' '.join(why.split())}" for case, why in self.known.items())
-        if self.status == "skip":
+        if self.status == Status.SKIP:
             return f"SKIP {skip_reason(self.stdout, self.stderr)}".rstrip()
         if self.exit_status == TIMEOUT_STATUS:
             return f"TIMEOUT {self.timeout} seconds"
-        if self.status == "not ok":
+        if self.status == Status.FAIL:
             return self.note or f"exit={self.exit_status}"
         return ""
 
@@ -147,7 +151,7 @@ class ScriptResult:
         ran = {c.name for c in self.cases}
         lines += [f"klp-harness: not run after the known failure: {t}"
                   for t in self.planned if self.known and t not in ran]
-        return ktap.TestLine(self.name, self.status != "not ok", self.directive(), lines)
+        return ktap.TestLine(self.name, self.status != Status.FAIL, self.directive(), lines)
 
 
 @dataclass
@@ -163,7 +167,7 @@ class Report:
     @property
     def ok(self) -> bool:
         """Every script passed, skipped or failed only as declared (known failures)."""
-        return all(r.status != "not ok" for r in self.results)
+        return all(r.status != Status.FAIL for r in self.results)
 
     def ktap(self) -> str:
         header = [f"klp-harness: {self.image} {self.arch}, kernel {self.kernel_release}"]
@@ -227,10 +231,11 @@ def run_script(guest: Guest, script: str, limit: int) -> ScriptResult:
     try:
         # The guest's timeout ends the script first; this one only guards against a stuck SSH.
         r = guest.run(command, timeout=limit + 60)
-        status = "ok" if r.status == 0 else "skip" if r.status == SKIP_STATUS else "not ok"
+        status = Status.PASS if r.status == 0 else Status.SKIP if r.status == SKIP_STATUS \
+            else Status.FAIL
         result = ScriptResult(script, status, r.status, r.stdout, r.stderr, timeout=guest_limit)
     except WaitTimeout as e:
-        result = ScriptResult(script, "not ok", None, timeout=guest_limit,
+        result = ScriptResult(script, Status.FAIL, None, timeout=guest_limit,
                               note=f"TIMEOUT {guest_limit} seconds", stderr=str(e))
     result.kmsg = "\n".join(str(r) for r in guest.kmsg_since(cursor))
     result.seconds = time.monotonic() - start
@@ -265,9 +270,9 @@ def run(guest: Guest, image: Image, scripts: Optional[List[str]] = None,
     gone = ""
     for script in scripts or test_progs((source / "Makefile").read_text()):
         if gone:
-            results.append(ScriptResult(script, "not ok", None, note="not run: the guest died"))
+            results.append(ScriptResult(script, Status.FAIL, None, note="not run: the guest died"))
         elif not (source / script).is_file():
-            results.append(ScriptResult(script, "not ok", None,
+            results.append(ScriptResult(script, Status.FAIL, None,
                                         note=f"file {script} is missing"))
         else:
             try:
@@ -275,11 +280,11 @@ def run(guest: Guest, image: Image, scripts: Optional[List[str]] = None,
                 result.planned = planned_cases((source / script).read_text())
                 result.judge_known({t: why for (sc, t), why in (known or {}).items()
                                     if sc == script})
-                if result.status in ("not ok", "xfail"):
+                if result.status.failed:
                     result.cleanup = clean_up(guest, test_modules)
             except BootError as e:      # a panic or QEMU exit: nothing more runs on this guest
                 gone = str(e)
-                result = ScriptResult(script, "not ok", None, stderr=gone,
+                result = ScriptResult(script, Status.FAIL, None, stderr=gone,
                                       note="the guest died (panic or QEMU exit)")
             results.append(result)
     return Report(image.arch, image.name, image.kernel_release, configured, results,

@@ -25,7 +25,8 @@ from typing import Any, Dict, List, Optional
 
 from . import klpbuild, kmsg
 from .guest import Result
-from .runner import Outcome, Runner, StepFailed
+from .outcome import Outcome, Status
+from .runner import Runner, StepFailed
 from .errors import ScenarioError
 from .scenario import Scenario
 
@@ -48,7 +49,7 @@ class LiveTest:
                     Path(p) for p in ([v] if isinstance(v, (str, Path)) else v)))
                 for name, v in livepatches.items()})
         self.runner: Optional[Runner] = None
-        self.outcome = Outcome(name, arch, "pass")
+        self.outcome = Outcome(name, arch, Status.PASS)
         self._steps = 0
 
     # -- the block ------------------------------------------------------------------------
@@ -68,16 +69,13 @@ class LiveTest:
             except StepFailed as e:
                 failure = str(e)
         if failure is not None:
-            self.outcome.status, self.outcome.message = "fail", failure
+            self.outcome.fail(failure)
         self.runner.end(self.outcome, self._begin, self.shadow_baseline)
-        if self.outcome.status == "fail":
-            # This block's machine, not session.machine(): after a panic that would boot
-            # a fresh guest and keep its console instead.
-            self.session.save_artifacts(self.name, self.arch, self.outcome, self._machine,
-                                        self._first_command)
-        if self.outcome.unclean:   # as after a scenario: the next test boots a fresh guest
-            self.session.state(self.arch).slot(0).discard()
-        if self.outcome.status == "fail" and exc is None:
+        # This block's machine, not session.machine(): after a panic that would boot a
+        # fresh guest and keep its console instead.
+        self.session.finish(self.outcome, machine=self._machine,
+                            first_command=self._first_command)
+        if self.outcome.status == Status.FAIL and exc is None:
             # a leak or a splat: the test's own failure would come first
             raise StepFailed(self.outcome.message)
 

@@ -15,8 +15,10 @@ from typing import Dict
 from . import arch as archmod
 from . import cache, hosttools, phases
 from .errors import BuildError
-from .image import Image
+from .image import PROJECT, Image
+from .kernelsource import SELFTESTS
 
+OUR_PROGRAMS = PROJECT / "scenarios" / "programs"
 SOURCE_SUFFIXES = (".c", ".h")
 CFLAGS = ("-static", "-O2")
 
@@ -64,3 +66,15 @@ def _compile(image: Image, sources: Path, out: Path) -> None:
         shutil.copytree(out, kept)
         raise BuildError(f"building static {image.arch} programs {', '.join(failed)}",
                          kept / "build.log", "\n".join(errors[:30]))
+
+
+def guest_programs(image: Image) -> Dict[str, Path]:
+    """The helper programs scenarios run: the upstream selftests' (test_klp-call_getpid)
+    and ours in scenarios/programs/."""
+    found: Dict[str, Path] = {}
+    source = image.dir / "source" / SELFTESTS
+    if source.is_dir():
+        found.update(build_set(image, source, "kselftest"))
+    if OUR_PROGRAMS.is_dir():
+        found.update(build_set(image, OUR_PROGRAMS, "scenario"))
+    return found

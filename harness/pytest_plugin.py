@@ -18,7 +18,7 @@ import re
 import sys
 import threading
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import pytest
 
@@ -26,10 +26,11 @@ from . import arch as archmod, cache, external, image as imagemod, klpbuild, opt
 from . import pool as poolmod, report
 from .errors import HarnessError, InputError
 from .livetest import LiveTest
-from .runner import Outcome
+from .outcome import Outcome, Status
 from .scenario import Scenario
-from .session import Session, new_run_id, summary
-from .skips import Skip
+from .artifacts import new_run_id
+from .report import summary
+from .session import Session
 
 _SESSION = pytest.StashKey[Session]()
 _OUTCOMES = pytest.StashKey[list]()
@@ -241,12 +242,12 @@ class ScenarioItem(pytest.Item):
     def runtest(self):
         outcome = klp_session(self.config).run_scenario(self.scenario, self.arch)
         # For the summary table, also from xdist workers (see pytest_runtest_logreport).
-        self.user_properties += outcome_properties(outcome, self.config.getoption("klp_image"))
-        if outcome.status == "skip":
+        self.user_properties += outcome.to_properties(self.config.getoption("klp_image"))
+        if outcome.status == Status.SKIP:
             pytest.skip(outcome.message)
-        if outcome.status == "xfail":
+        if outcome.status == Status.XFAIL:
             pytest.xfail(outcome.message)
-        if outcome.status != "pass":
+        if outcome.status != Status.PASS:
             raise ScenarioFailure(outcome.message)
 
     def repr_failure(self, excinfo):
@@ -305,30 +306,6 @@ def pytest_collection_finish(session):
         klp_session(config).prepare(order, sorted(images), list(scenarios.values()))
 
 
-def outcome_properties(outcome: Outcome, image: str) -> List[Tuple[str, str]]:
-    """A scenario's outcome as report properties (strings): under xdist they are what
-    reaches the controller, and they are in the JUnit XML."""
-    props = [("klp_scenario", outcome.scenario), ("klp_arch", outcome.arch),
-             ("klp_status", outcome.status), ("klp_seconds", f"{outcome.seconds:.1f}"),
-             ("klp_kernel", outcome.kernel), ("klp_message", outcome.message),
-             ("klp_artifacts", outcome.artifacts), ("klp_image", image)]
-    if outcome.skip is not None:   # its cause, for the summary's skips by cause
-        props += outcome.skip.properties()
-    return props
-
-
-def outcome_from_properties(props: Dict[str, str]) -> Optional[Outcome]:
-    """The outcome outcome_properties wrote (as much of it as the summary shows); None if
-    the report is not a scenario's."""
-    if "klp_status" not in props:
-        return None
-    message = props.get("klp_message", "")
-    return Outcome(props["klp_scenario"], props["klp_arch"], props["klp_status"], message,
-                   seconds=float(props["klp_seconds"]), kernel=props.get("klp_kernel", ""),
-                   artifacts=props.get("klp_artifacts", ""),
-                   skip=Skip.from_properties(props, message))
-
-
 class _Results:
     """Collects scenario outcomes from test reports: this process's, or the workers'; and
     how long each test of a guest took, for the next run's spread over the pool."""
@@ -341,7 +318,7 @@ class _Results:
         timed = not report.skipped or hasattr(report, "wasxfail")   # xfails ran too
         if report.when == "call" and timed and _ARCH_IN_ID.search(report.nodeid):
             self.durations.append((report.nodeid, report.duration))
-        outcome = outcome_from_properties(dict(report.user_properties))
+        outcome = Outcome.from_properties(dict(report.user_properties))
         if report.when == "call" and outcome is not None:
             self.outcomes.append(outcome)
 

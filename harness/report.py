@@ -28,11 +28,12 @@ from typing import Dict, List
 
 from . import skipsummary
 from .image import PROJECT, Image
-from .runner import Outcome
+from .outcome import Outcome, Status
 
-COLOURS = {"pass": "#b7e1b0", "fail": "#f4a6a6", "skip": "#e0e0e0", "xfail": "#f6d89a"}
-LABELS = {"pass": "passed", "fail": "failed", "skip": "skipped",
-          "xfail": "expected failure (known kernel failure, or negative control caught)"}
+COLOURS = {Status.PASS: "#b7e1b0", Status.FAIL: "#f4a6a6", Status.SKIP: "#e0e0e0",
+           Status.XFAIL: "#f6d89a"}
+LABELS = {Status.PASS: "passed", Status.FAIL: "failed", Status.SKIP: "skipped",
+          Status.XFAIL: "expected failure (known kernel failure, or negative control caught)"}
 
 
 def record_image(run_dir: Path, image: Image) -> None:
@@ -58,6 +59,33 @@ def harness_version() -> str:
     return f"{version} ({commit})" if commit else version
 
 
+def summary(outcomes: List[Outcome]) -> str:
+    """A table: one row per scenario, one column per arch, each cell result and time; then
+    the counts, and the skips by cause (skipsummary: what would run them)."""
+    arches = list(dict.fromkeys(o.arch for o in outcomes))
+    cells: Dict[str, Dict[str, str]] = {}
+    for o in outcomes:
+        cells.setdefault(o.scenario, {})[o.arch] = f"{o.status:<5} {o.seconds:5.1f}s"
+    width = max([len(s) for s in cells] + [8])
+    kernels = {o.arch: o.kernel for o in outcomes if o.kernel}
+    lines = []
+    if kernels:
+        lines.append("kernels: " + ", ".join(f"{a} {kernels[a]}" for a in arches if a in kernels))
+    lines.append((f"{'scenario':<{width}}" + "".join(f"  {a:<12}" for a in arches)).rstrip())
+    for scenario, row in cells.items():
+        lines.append((f"{scenario:<{width}}"
+                      + "".join(f"  {row.get(a, '-'):<12}" for a in arches)).rstrip())
+    counts = {s: sum(o.status == s for o in outcomes) for s in Status}
+    lines.append(f"{counts[Status.PASS]} passed, {counts[Status.FAIL]} failed, "
+                 f"{counts[Status.SKIP]} skipped"
+                 + (f", {counts[Status.XFAIL]} expected failures (known kernel failures, "
+                    f"negative controls caught)" if counts[Status.XFAIL] else ""))
+    if counts[Status.SKIP]:
+        lines.append(f"{counts[Status.SKIP]} skipped, by cause:")
+        lines += skipsummary.lines(skipsummary.groups(outcomes))
+    return "\n".join(lines)
+
+
 def write(run_dir: Path, outcomes: List[Outcome], summary_text: str) -> Path:
     """Write the report files into ``run_dir``; return the HTML page's path."""
     images = {}
@@ -75,17 +103,17 @@ def write(run_dir: Path, outcomes: List[Outcome], summary_text: str) -> Path:
 
 def _junit(path: Path, outcomes: List[Outcome]) -> None:
     suite = ET.Element("testsuite", name="klp-harness", tests=str(len(outcomes)),
-                       failures=str(sum(o.status == "fail" for o in outcomes)),
-                       skipped=str(sum(o.status in ("skip", "xfail") for o in outcomes)),
+                       failures=str(sum(o.status == Status.FAIL for o in outcomes)),
+                       skipped=str(sum(o.status in (Status.SKIP, Status.XFAIL) for o in outcomes)),
                        time=f"{sum(o.seconds for o in outcomes):.1f}")
     for o in outcomes:
         case = ET.SubElement(suite, "testcase", classname=o.scenario, name=f"{o.scenario}[{o.arch}]",
                              time=f"{o.seconds:.1f}")
-        if o.status == "fail":
+        if o.status == Status.FAIL:
             ET.SubElement(case, "failure", message=o.message.splitlines()[0] if o.message
                           else "failed").text = o.message
-        elif o.status in ("skip", "xfail"):
-            ET.SubElement(case, "skipped", type=o.status,
+        elif o.status in (Status.SKIP, Status.XFAIL):
+            ET.SubElement(case, "skipped", type=str(o.status),
                           message=(o.message.splitlines() or [""])[0])
     ET.ElementTree(suite).write(path, encoding="unicode", xml_declaration=True)
 
@@ -103,7 +131,7 @@ def _html(run_dir: Path, outcomes: List[Outcome], versions: dict) -> str:
         runs = rows[scenario].get(arch, [])
         if not runs:
             return '<td class="none">-</td>'
-        status = "fail" if any(o.status == "fail" for o in runs) else runs[0].status
+        status = Status.FAIL if any(o.status == Status.FAIL for o in runs) else runs[0].status
         parts = []
         for o in runs:
             text = f"{o.status} {o.seconds:.1f}s"
@@ -116,7 +144,7 @@ def _html(run_dir: Path, outcomes: List[Outcome], versions: dict) -> str:
                         f'<div class="files">{links}</div>')
             else:
                 text = f'<span class="result">{e(text)}</span>'
-            why = o.message.splitlines()[0] if o.message and o.status != "pass" else ""
+            why = o.message.splitlines()[0] if o.message and o.status != Status.PASS else ""
             if why:   # a failure's or a skip's reason, its first line
                 text += f'<div class="why">{e(why[:160] + ("..." if len(why) > 160 else ""))}</div>'
             parts.append(f'<div title="{e(why)}">{text}</div>')

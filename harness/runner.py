@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 import shlex
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -22,6 +21,7 @@ from .errors import BootError, HarnessError, WaitTimeout
 from .guest import COMMAND_TIMEOUT, Guest
 from .livepatch import SYSFS
 from .modules import ModuleCatalog
+from .outcome import Outcome, Status
 from .scenario import (DEFAULT_LOG_IGNORE, LogExpectation, Scenario, Step, load_error_text,
                        substitute)
 from .skips import Skip
@@ -51,29 +51,6 @@ class ScenarioSkipped(Exception):
         self.group = group or message
 
 
-@dataclass
-class Outcome:
-    scenario: str
-    arch: str
-    status: str                  # "pass", "fail", "skip", "xfail" (known or expected failure)
-    message: str = ""
-    seconds: float = 0.0
-    kmsg: str = ""
-    cleanup: List[str] = field(default_factory=list)
-    sysfs: str = ""              # livepatch sysfs when a step failed, before clean-up
-    kernel: str = ""             # the guest kernel's release (empty if no image was made)
-    interrupted: bool = False    # Ctrl-C stopped it; its guest's shell may still be busy
-    steps: List[str] = field(default_factory=list)   # "step N, kind (file:line): 1.2s"
-    cause: str = ""              # "livepatch build": klp-build made no livepatch of its patches
-    artifacts: str = ""          # where a failure's artifacts were kept
-    unclean: str = ""            # what the clean-up could not undo: the guest is replaced
-    skip: Optional[Skip] = None  # a skip's cause (its reason is the message)
-
-    @classmethod
-    def skipped(cls, scenario: str, arch: str, skip: Skip, **kw) -> "Outcome":
-        return cls(scenario, arch, "skip", skip.reason, skip=skip, **kw)
-
-
 def prepare(guest: Guest, programs: Optional[Dict[str, Path]] = None) -> None:
     """Once per boot, as upstream's setup_config: livepatch's debug messages on (but not
     the transition's per-task retry notes), ftrace enabled, modules' directory made; and
@@ -95,47 +72,6 @@ def push_module(guest: Guest, catalog: ModuleCatalog, name: str) -> str:
     return remote
 
 
-def known_failure(scenario: Scenario, outcome: Outcome) -> Outcome:
-    """A failure the scenario declares known on this arch is 'xfail' (still reported, with
-    the step that failed); a pass there is a 'fail': the declaration is out of date. An
-    intermittent one (a race the kernel loses in some runs) may pass. A declaration with
-    a `match` pattern excuses only failures whose message matches it."""
-    reason = scenario.known_failures.get(outcome.arch)
-    if reason is None:
-        return outcome
-    if outcome.status == "fail" and scenario.known_match is not None \
-            and not re.search(scenario.known_match, outcome.message):
-        outcome.message += (f"\n(not the known failure declared on {outcome.arch}: the "
-                            f"message does not match {scenario.known_match!r})")
-    elif outcome.status == "fail":
-        outcome.status, outcome.message = "xfail", f"known failure: {reason}\n{outcome.message}"
-    elif outcome.status == "pass" and scenario.known_intermittent:
-        outcome.message = f"passed this time (a known intermittent failure: {reason})"
-    elif outcome.status == "pass":
-        outcome.status = "fail"
-        outcome.message = (f"passed, but the scenario declares a known failure on "
-                           f"{outcome.arch} ({reason}); remove the declaration if it is fixed")
-    return outcome
-
-
-def expected_failure(scenario: Scenario, outcome: Outcome) -> Outcome:
-    """A negative control (`expect-failure: pattern`) must fail, with a message matching
-    the pattern: then it is 'xfail'. A pass, or a failure of another kind, is a 'fail'."""
-    pattern = scenario.expect_failure
-    if pattern is None or outcome.status == "skip":
-        return outcome
-    if outcome.status == "pass":
-        outcome.status = "fail"
-        outcome.message = (f"negative control not caught: the scenario passed, but it must "
-                           f"fail with a message matching /{pattern}/")
-    elif outcome.status == "fail" and re.search(pattern, outcome.message):
-        outcome.status, outcome.message = "xfail", f"negative control caught: {outcome.message}"
-    elif outcome.status == "fail":
-        outcome.message = (f"negative control failed, but not with a message matching "
-                           f"/{pattern}/:\n{outcome.message}")
-    return outcome
-
-
 class Runner:
     def __init__(self, guest: Guest, catalog: ModuleCatalog, arch: str, image=None,
                  counter: Optional[shadow.ShadowCounter] = None,
@@ -146,41 +82,43 @@ class Runner:
         self._pushed: Dict[str, str] = {}
         self._vars: Dict[str, str] = {}
         self._shadow_start: Optional[shadow.Counts] = None
-        self._last_step = "the scenario began"
+        self._last_step = self._current = "the scenario began"
+        self.timings: List[str] = []          # "step N, kind (file:line): 1.2s"
+        self._timeout = STEP_TIMEOUT          # the running step's
 
     def run(self, scenario: Scenario) -> Outcome:
         """Run ``scenario`` on the guest. What the image tells (arch, kernel version, config,
         modules) was decided before anything booted (Session.run_scenario); here only what
-        the running guest tells: its shadow counter and the scenario's guest check."""
+        the running guest tells: its shadow counter and the scenario's guest check. The
+        outcome is raw: its verdict (known failures, negative controls) is given after
+        the test, in one place for every front end (Session.finish, outcome.verdict)."""
         start = time.monotonic()
         skip = self.guest_skip(scenario)
         if skip:
             return Outcome.skipped(scenario.id, self.arch, skip)
         begin = self.begin()
-        outcome = Outcome(scenario.id, self.arch, "pass")
+        outcome = Outcome(scenario.id, self.arch, Status.PASS)
         try:
             for index, step in enumerate(scenario.steps):
                 self.run_step(step, index, scenario.source, begin)
             if not scenario.expect_splat:
                 self.check_no_splat(begin)
         except StepFailed as e:
-            outcome.status, outcome.message = "fail", str(e)
+            outcome.fail(str(e))
         except ScenarioSkipped as e:
-            outcome.status, outcome.message = "skip", str(e)
+            outcome.status, outcome.message = Status.SKIP, str(e)
             outcome.skip = Skip(str(e), e.group)
         except KeyboardInterrupt:
             # The guest's shell is still in the interrupted command: no clean-up there
             # (it would wait for that command); the caller stops the guest instead.
-            outcome.status, outcome.interrupted = "fail", True
+            outcome.status, outcome.interrupted = Status.FAIL, True
             outcome.steps = list(self.timings)
             outcome.message = f"interrupted (Ctrl-C) during {self._current}"
         finally:
             if not outcome.interrupted:
                 self.end(outcome, begin, scenario.shadow_baseline)
             outcome.seconds = time.monotonic() - start
-        if outcome.interrupted:
-            return outcome
-        return expected_failure(scenario, known_failure(scenario, outcome))
+        return outcome   # raw: the verdict is the session's (Session.finish)
 
     def guest_skip(self, scenario: Scenario) -> Optional[Skip]:
         """Why the running guest cannot run ``scenario``: no shadow counter where it counts
@@ -232,7 +170,7 @@ class Runner:
         try:
             records = self.guest.kmsg_since(begin)
             outcome.kmsg = kmsg.text(records)
-            if outcome.status == "fail":
+            if outcome.status == Status.FAIL:
                 outcome.sysfs = livepatch.snapshot(self.guest)
             outcome.cleanup = self._cleanup()
             # A forced patch's module can never be unloaded (the kernel keeps its
@@ -244,7 +182,7 @@ class Runner:
             if found:
                 unclean.append(f"the kernel made a {found.kind} report")
             outcome.unclean = "; ".join(unclean)
-            if outcome.status != "skip":
+            if outcome.status != Status.SKIP:
                 self._leak_check(shadow_baseline, outcome)
         except HarnessError as e:   # a guest that cannot be cleaned up is not reused
             outcome.unclean = f"its clean-up failed: {str(e).splitlines()[0]}"
@@ -456,8 +394,8 @@ class Runner:
                 outcome.cleanup.append(f"freed {end.of(shadow_id)} leaked shadow variables "
                                        f"of id {shadow_id:#x}")
         leak = "shadow variable leak: " + "; ".join(problems)
-        if outcome.status == "pass":
-            outcome.status, outcome.message = "fail", leak
+        if outcome.status == Status.PASS:
+            outcome.fail(leak)
         else:
             outcome.message += f"\nalso {leak}"
 

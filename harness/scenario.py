@@ -19,7 +19,6 @@ from . import arch as archmod
 from .errors import HarnessError, ScenarioError, ScenarioErrors
 from .klpbuild import NAME as LIVEPATCH_NAME, LivepatchSource, check_patches
 from .kernelsource import version_tuple
-from .skips import Skip
 from .yamlsrc import Fields, Node, load
 
 # Lines the kernel-log transcript keeps, as upstream's check_result filters dmesg
@@ -335,29 +334,6 @@ class Scenario:
     def modules(self) -> List[str]:
         """Every module a load step names (what must be built and pushed)."""
         return sorted({s.args["module"] for s in self.steps if s.kind == "load"})
-
-    def skip_reason(self, arch: str, image=None) -> Optional[str]:
-        """Why this scenario does not run on ``arch`` (and ``image``), or None if it does."""
-        skip = self.skip(arch, image)
-        return skip.reason if skip else None
-
-    def skip(self, arch: str, image=None) -> Optional[Skip]:
-        """skip_reason's answer with its cause, for the summary to count by cause."""
-        req = self.requires
-        if arch not in req.arches:
-            return Skip(f"scenario requires {', '.join(req.arches)}",
-                        f"are for {', '.join(req.arches)} only (requires.arches)")
-        if image is None:
-            return None
-        if req.kernel and version_tuple(image.kernel_release) < version_tuple(req.kernel):
-            return Skip(f"needs kernel {req.kernel} or newer; the image has "
-                        f"{image.kernel_release}", f"need Linux {req.kernel} or newer")
-        config = image.config_symbols()
-        missing = tuple(s for s in req.config if config.get(s) not in ("y", "m"))
-        if missing:
-            return Skip(f"the image's kernel config lacks {', '.join(missing)}",
-                        f"need kernel config {', '.join(missing)}", missing, image.name)
-        return None
 
     @classmethod
     def load(cls, path: Path, modules: Optional[Collection[str]] = None) -> "Scenario":

@@ -1,5 +1,5 @@
 """A run's skips counted by cause, with the command that would run them where another
-image would: the lines under the summary's counts (session.summary) and the report's
+image would: the lines under the summary's counts (report.summary) and the report's
 section (report.py). "79 skipped" alone reads as 79 things missing; most are scenarios
 for another image, or for a kernel feature an arch does not have.
 
@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Dict, FrozenSet, List, Optional, Sequence, Tup
 from . import arch as archmod, image as imagemod, kconfig
 from .errors import HarnessError
 from .scenario import discover
+from .outcome import Status
 from .skips import Skip, unexplained
 
 if TYPE_CHECKING:
-    from .runner import Outcome
+    from .outcome import Outcome
 
 SCENARIOS = imagemod.PROJECT / "scenarios"
 
@@ -42,7 +43,7 @@ def groups(outcomes: Sequence["Outcome"], scenarios: Path = SCENARIOS) -> List[G
     recipes = Recipes()
     members: Dict[Tuple[str, str], List[Tuple["Outcome", Skip]]] = {}
     for o in outcomes:
-        if o.status != "skip":
+        if o.status != Status.SKIP:
             continue
         skip = o.skip or unexplained(o.message)
         recipe = recipes.setting(skip.config, o.arch, skip.image) if skip.config else None

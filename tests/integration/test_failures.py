@@ -119,7 +119,7 @@ def test_a_broken_expectation_fails_naming_the_step_and_cleans_up(klp_harness_se
     assert "test_klp_livepatch" not in livepatch.loaded_modules(guest)
     # ... and the evidence was kept.
     artifacts = Path(outcome.message.rsplit("\nartifacts: ", 1)[1])
-    assert artifacts.parent == klp_harness_session.options.artifacts / "failed"
+    assert artifacts.parent == klp_harness_session.run_dir / "failed"
     assert artifacts.name.endswith(f"broken[{klp_arch}]")   # its id: the file's whole path
     for name in ("failure.txt", "kmsg.txt", "console.log", "commands.txt",
                  "sysfs-at-failure.txt", "sysfs-after-cleanup.txt"):

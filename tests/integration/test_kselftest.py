@@ -2,7 +2,7 @@
 TCG on x86_64), and how failing, skipping and hanging scripts are reported."""
 import pytest
 
-from harness import image as imagemod, kselftest, livepatch
+from harness import applicability, image as imagemod, kselftest, livepatch
 from harness.scenario import upstream_cases
 
 PARITY = imagemod.PROJECT / "scenarios" / "parity"
@@ -21,7 +21,7 @@ def test_upstream_scripts_pass_and_agree_with_the_scenarios_case_by_case(klp_har
     known = {c: sc.known_failures[klp_arch] for c, variants in cases.items()
              for sc in variants if klp_arch in sc.known_failures}
     report = kselftest.run(session.guest(klp_arch), image, known=known)
-    saved = kselftest.save(report, session.options.artifacts / "kselftest" / klp_arch)
+    saved = kselftest.save(report, session.run_dir / "kselftest" / klp_arch)
     assert report.results, "the selftest Makefile lists no TEST_PROGS"
     problems = []
     for r in report.results:
@@ -30,9 +30,9 @@ def test_upstream_scripts_pass_and_agree_with_the_scenarios_case_by_case(klp_har
         if r.status == "skip":
             problems += [f"{r.script} skips ({r.directive()}) but scenario {sc.id} runs here"
                          for variants in mine.values() for sc in variants
-                         if not sc.skip_reason(klp_arch, image)]
+                         if not applicability.skip(sc, klp_arch, image)]
             continue
-        if r.status not in ("ok", "xfail"):
+        if r.status not in ("pass", "xfail"):
             problems.append(f"{r.script}: {r.status} {r.directive()}")
         ran = {c.name: c for c in r.cases}
         for name, case in ran.items():
@@ -71,7 +71,7 @@ def test_a_failing_script_is_not_ok_and_its_patch_is_cleaned_up(script_dir):
     write("fails.sh", ". ./functions.sh\nsetup_config\nstart_test 'loads and fails'\n"
                       "load_lp test_klp_livepatch\necho broken >&2\nexit 1\n")
     result = kselftest.run_script(guest, "fails.sh", limit=60)
-    assert (result.status, result.exit_status, result.stderr) == ("not ok", 1, "broken\n")
+    assert (result.status, result.exit_status, result.stderr) == ("fail", 1, "broken\n")
     assert result.directive() == "exit=1"
     assert [c.name for c in result.cases] == ["loads and fails"]
     assert "livepatch: enabling patch 'test_klp_livepatch'" in result.kmsg
@@ -91,7 +91,7 @@ def test_a_script_over_its_timeout_is_ended_and_reported(script_dir):
     guest, write = script_dir
     write("hangs.sh", "echo started\nsleep 600\n")
     result = kselftest.run_script(guest, "hangs.sh", limit=2)
-    assert (result.status, result.exit_status, result.stdout) == ("not ok", 124, "started\n")
+    assert (result.status, result.exit_status, result.stdout) == ("fail", 124, "started\n")
     assert result.directive() == f"TIMEOUT {result.timeout} seconds"
     assert result.seconds < 60
     left = guest.run("for p in /proc/[0-9]*; do [ \"$(tr '\\0' ' ' < $p/cmdline)\" = "

@@ -7,7 +7,8 @@ from harness import image as imagemod
 from harness.pytest_plugin import selected_arches
 from harness.scenario import Scenario, discover
 from harness.options import Options
-from harness.session import Session, summary
+from harness.report import summary
+from harness.session import Session
 
 OLDEST = "linux-6.1"
 ARCH = "x86_64"

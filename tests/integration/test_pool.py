@@ -27,7 +27,7 @@ def test_a_pool_gives_the_same_results_as_one_guest(request, tmp_path):
         finally:
             session.close()
         results[guests] = {(o.scenario, o.arch): o.status for o in outcomes}
-        runs[guests] = session.options.artifacts
+        runs[guests] = session.run_dir
     assert len(results[1]) == len(scenarios) * len(arches)
     assert results[2] == results[1]
     assert "fail" not in results[1].values(), results[1]

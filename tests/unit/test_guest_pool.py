@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from harness import pool
-from harness.runner import Outcome
+from harness.outcome import Outcome
 from harness.options import Options
 from harness.session import Session
 

@@ -250,13 +250,15 @@ def fake_session(tmp_path, monkeypatch, module: str):
     from harness.modules import ModuleCatalog
     from harness.options import Options
     from harness.session import Session
+    from harness import arch as archmod
+    from harness.archstate import ArchState
     monkeypatch.setenv("KLP_HARNESS_CACHE", str(tmp_path / "cache"))
     session = Session(Options(artifacts=tmp_path / "artifacts"))
     catalog = object.__new__(ModuleCatalog)
     catalog.image = SimpleNamespace(name="linux-7.3")
     catalog.modules = {module: Path(f"/cache/modules/{module}.ko")}
-    monkeypatch.setattr(session, "state", lambda arch: SimpleNamespace(
-        image=catalog.image, catalog=catalog))
+    arch_state = ArchState(archmod.get("x86_64"), catalog.image, catalog, {}, "tcg", None, "")
+    monkeypatch.setattr(session, "state", lambda arch: arch_state)
     monkeypatch.setattr(klpbuild, "unsupported", lambda image: None)
     return session
 

@@ -88,13 +88,13 @@ def report(*results):
 
 def test_ktap_of_a_run_reads_like_kselftests_runner():
     text = report(
-        ScriptResult("test-livepatch.sh", "ok", 0, PASSING, "", timeout=900),
-        ScriptResult("test-state.sh", "not ok", 1, FAILING,
+        ScriptResult("test-livepatch.sh", "pass", 0, PASSING, "", timeout=900),
+        ScriptResult("test-state.sh", "fail", 1, FAILING,
                      "ERROR: livepatch kselftest(s) failed\n", timeout=900,
                      cleanup=["disabled test_klp_livepatch2"]),
         ScriptResult("test-ftrace.sh", "skip", 4, "TEST: ftrace ... ",
                      "SKIP: failed to set kernel.ftrace_enabled = 1\n", timeout=900),
-        ScriptResult("test-syscall.sh", "not ok", 124, "TEST: getpid ... ", "", timeout=900),
+        ScriptResult("test-syscall.sh", "fail", 124, "TEST: getpid ... ", "", timeout=900),
     ).ktap()
     assert text == textwrap.dedent("""\
         TAP version 13
@@ -132,15 +132,15 @@ def test_ktap_of_a_run_reads_like_kselftests_runner():
 
 
 def test_a_run_is_ok_when_every_script_passed_or_skipped():
-    ok = ScriptResult("a.sh", "ok", 0)
+    ok = ScriptResult("a.sh", "pass", 0)
     skipped = ScriptResult("b.sh", "skip", 4)
-    failed = ScriptResult("c.sh", "not ok", 1)
+    failed = ScriptResult("c.sh", "fail", 1)
     assert report(ok, skipped).ok
     assert not report(ok, failed).ok
 
 
 def test_a_script_that_did_not_run_says_why_in_its_directive():
-    missing = ScriptResult("test-new.sh", "not ok", None, note="file test-new.sh is missing")
+    missing = ScriptResult("test-new.sh", "fail", None, note="file test-new.sh is missing")
     assert ktap.result_line(3, missing.ktap(0)) == \
         "not ok 3 selftests: livepatch: test-new.sh # file test-new.sh is missing"
 
@@ -153,7 +153,7 @@ WITH, WITHOUT = ("livepatch interaction with kprobed function with post_handler"
 
 
 def test_a_script_failing_only_declared_cases_is_an_expected_failure_with_the_reason():
-    r = ScriptResult("test-kprobe.sh", "not ok", 1, KPROBE_OUT)
+    r = ScriptResult("test-kprobe.sh", "fail", 1, KPROBE_OUT)
     r.planned = [WITH, WITHOUT]
     r.judge_known({WITHOUT: "s390's kprobe_ftrace_handler\n  overwrites the redirect"})
     assert r.status == "xfail"
@@ -166,20 +166,20 @@ def test_a_script_failing_only_declared_cases_is_an_expected_failure_with_the_re
 
 def test_an_undeclared_failure_stays_a_failure_even_beside_a_declared_one():
     out = KPROBE_OUT.replace("with post_handler ... ok", "with post_handler ... not ok")
-    r = ScriptResult("test-kprobe.sh", "not ok", 1, out)
+    r = ScriptResult("test-kprobe.sh", "fail", 1, out)
     r.judge_known({WITHOUT: "known"})
-    assert r.status == "not ok" and not r.known
+    assert r.status == "fail" and not r.known
     assert not Report("s390x", "linux-7.3", "7.3.4", 0, [r], 0.0, 0.0).ok
 
 
 def test_a_passing_script_is_not_turned_into_an_expected_failure():
-    r = ScriptResult("test-kprobe.sh", "ok", 0, KPROBE_OUT.replace("not ok", "ok"))
+    r = ScriptResult("test-kprobe.sh", "pass", 0, KPROBE_OUT.replace("not ok", "ok"))
     r.judge_known({WITHOUT: "known"})
-    assert r.status == "ok"
+    assert r.status == "pass"
 
 
 def test_cases_after_a_known_failure_are_listed_as_not_run():
-    r = ScriptResult("test-x.sh", "not ok", 1, "TEST: a ... ok\nTEST: b ... not ok\n")
+    r = ScriptResult("test-x.sh", "fail", 1, "TEST: a ... ok\nTEST: b ... not ok\n")
     r.planned = ["a", "b", "c"]
     r.judge_known({"b": "why"})
     assert "klp-harness: not run after the known failure: c" in r.ktap(0).diagnostics

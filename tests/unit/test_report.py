@@ -4,7 +4,7 @@ import json
 import xml.etree.ElementTree as ET
 
 from harness import report
-from harness.runner import Outcome
+from harness.outcome import Outcome
 
 
 def test_a_report_holds_the_matrix_junit_versions_and_links_to_failures(tmp_path):

@@ -10,6 +10,7 @@ import pytest
 
 from harness import kmsg
 from harness.guest import Result
+from harness.outcome import verdict
 from harness.runner import Runner
 from harness.scenario import Scenario
 
@@ -60,7 +61,8 @@ def scenario(tmp_path, text):
 
 
 def run(guest, sc, arch="x86_64"):
-    return Runner(guest, catalog=None, arch=arch).run(sc)
+    """The runner's outcome with its verdict, as Session.finish gives it."""
+    return verdict(sc, Runner(guest, catalog=None, arch=arch).run(sc))
 
 
 def test_a_run_step_names_the_step_and_the_difference(tmp_path):

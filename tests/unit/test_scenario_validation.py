@@ -154,7 +154,7 @@ def test_requirements_are_checked_for_form(tmp_path):
 
 def test_requirements_decide_skips(tmp_path):
     sc = Scenario.load(scenario(tmp_path, """\
-        requires: {kernel: "6.13", config: [CONFIG_KPROBES]}
+        requires: {arches: [x86_64], kernel: "6.13", config: [CONFIG_KPROBES]}
         steps: [{log: []}]
         """))
 
@@ -167,14 +167,17 @@ def test_requirements_decide_skips(tmp_path):
         def config_symbols(self):
             return self._config
 
-    assert "6.13 or newer" in sc.skip_reason("x86_64", Image("6.12.107", {}))
-    assert "lacks CONFIG_KPROBES" in sc.skip_reason("x86_64", Image("6.14.0", {}))
-    assert sc.skip_reason("x86_64", Image("6.14.0", {"CONFIG_KPROBES": "y"})) is None
+    from harness.applicability import skip
+    assert "6.13 or newer" in skip(sc, "x86_64", Image("6.12.107", {})).reason
+    assert "lacks CONFIG_KPROBES" in skip(sc, "x86_64", Image("6.14.0", {})).reason
+    assert skip(sc, "x86_64", Image("6.14.0", {"CONFIG_KPROBES": "y"})) is None
+    assert skip(sc, "x86_64") is None   # the arch alone: before the image is made
+    assert "requires x86_64" in skip(sc, "s390x").reason
     # the cause, as data for the summary: the same reason, the symbols, the image
-    assert sc.skip("x86_64", Image("6.14.0", {})) == Skip(
+    assert skip(sc, "x86_64", Image("6.14.0", {})) == Skip(
         "the image's kernel config lacks CONFIG_KPROBES", "need kernel config CONFIG_KPROBES",
         ("CONFIG_KPROBES",), "fake")
-    assert sc.skip("x86_64", Image("6.12.107", {})).group == "need Linux 6.13 or newer"
+    assert skip(sc, "x86_64", Image("6.12.107", {})).group == "need Linux 6.13 or newer"
 
 
 def test_sysfs_modes_are_checked_for_form(tmp_path):
@@ -193,7 +196,7 @@ def test_errno_names_become_kmods_words():
 
 
 def test_a_known_failure_needs_a_reason_and_turns_fail_into_xfail(tmp_path):
-    from harness.runner import Outcome, known_failure
+    from harness.outcome import Outcome, known_failure
     e = error_of(scenario(tmp_path, "known-failure: {arches: [s390x]}\nsteps: [{log: []}]\n"))
     assert e.field == "known-failure" and "reason" in str(e)
     sc = Scenario.load(scenario(tmp_path, """\

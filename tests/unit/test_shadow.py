@@ -6,7 +6,7 @@ import textwrap
 import pytest
 
 from harness.errors import HarnessError, ScenarioError
-from harness.runner import Outcome, expected_failure
+from harness.outcome import Outcome, expected_failure
 from harness.scenario import Scenario
 from harness.shadow import Counts, check, leaks
 

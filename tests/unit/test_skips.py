@@ -6,9 +6,9 @@ import json
 import pytest
 
 from harness import skipsummary
-from harness.pytest_plugin import _Results, outcome_from_properties, outcome_properties
-from harness.runner import Outcome
-from harness.session import summary
+from harness.pytest_plugin import _Results
+from harness.outcome import Outcome
+from harness.report import summary
 from harness.skips import Skip
 
 ARCHES = ("x86_64", "ppc64le", "s390x", "arm64")
@@ -149,9 +149,9 @@ def test_the_cause_reaches_the_xdist_controller(skip):
     report = pytest.TestReport(
         "scenarios/debug/kasan.yaml::kasan[arm64]", ("kasan.yaml", 1, "kasan[arm64]"), {},
         "skipped" if skip else "passed", None, "call",
-        user_properties=outcome_properties(outcome, "linux-7.3"))
+        user_properties=outcome.to_properties("linux-7.3"))
     sent = json.loads(json.dumps(report._to_json()))
     results = _Results()
     results.pytest_runtest_logreport(pytest.TestReport._from_json(sent))
     assert results.outcomes == [outcome]
-    assert outcome_from_properties({"nodeid": "x"}) is None
+    assert Outcome.from_properties({"nodeid": "x"}) is None

@@ -1,6 +1,6 @@
 """The summary table at the end of a run: scenario x arch, result and time."""
-from harness.runner import Outcome
-from harness.session import summary
+from harness.outcome import Outcome
+from harness.report import summary
 
 
 def test_one_row_per_scenario_one_column_per_arch():
@@ -42,7 +42,9 @@ def test_each_run_has_its_own_artifacts_dir_and_latest_points_to_the_newest(tmp_
     from harness.session import Session
     first = Session(Options(artifacts=tmp_path, run_id="run-1"))
     second = Session(Options(artifacts=tmp_path))
-    assert first.options.artifacts == tmp_path / "run-1"
-    assert second.options.artifacts.parent == tmp_path and second.options.run_id != "run-1"
-    assert (tmp_path / "latest").resolve() == second.options.artifacts
-    assert first.options.artifacts.is_dir() and second.options.artifacts.is_dir()
+    assert first.run_dir == tmp_path / "run-1"
+    assert second.run_dir.parent == tmp_path and second.run_id != "run-1"
+    assert (tmp_path / "latest").resolve() == second.run_dir
+    assert first.run_dir.is_dir() and second.run_dir.is_dir()
+    # the caller's options stay as given: one Options can make several sessions
+    assert first.options.artifacts == tmp_path and second.options.run_id == ""
