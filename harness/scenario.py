@@ -343,66 +343,25 @@ class Scenario:
         `vars`, and may set any top-level field but `steps` (a negative control is the
         scenario it breaks, with a wrong module and `expect-failure`)."""
         path = Path(path)
-        own = Fields(load(path), path)
-        base = own
-        if "extends" in own.node:
-            own.only(EXTENDS_FIELDS)
-            base_path = path.parent / own.get("extends", str)
-            if not base_path.is_file():
-                own.fail("extends", f"no scenario file {base_path}")
-            base = Fields(load(base_path), base_path)
-            if "extends" in base.node:
-                base.fail("extends", f"{path} extends this file, which extends another: "
-                                     f"extend that one instead")
-        base.only(TOP_FIELDS)
+        own, base = cls._files(path)
 
         def field(key: str) -> Fields:   # the file that sets a top-level field
             return own if key in own.node else base
 
-        variables = cls._variables(base)
-        if own is not base:
-            for name, value in cls._variables(own).items():
-                if name not in variables:
-                    own.fail("vars", f"'{name}' is not a variable of {base.path.name}; it has: "
-                                      f"{', '.join(variables) or 'none'}")
-                variables[name] = value
+        variables = cls._merged_variables(own, base)
         requires = cls._requirements(field("requires"))
-        known = field("known-failure").sub("known-failure", Node())
-        known.only(["arches", "reason", "intermittent", "match"])
-        known_arches = known.strings("arches", [])
-        reason = known.get("reason", str, None)
-        intermittent = known.get("intermittent", bool, False)
-        known_match = known.get("match", str, None)
-        if known_arches and not reason:
-            known.fail(None, "a known failure needs a 'reason' (what in the kernel makes it fail)")
-        if known_match is not None:
-            _check_regex(known, "match", known_match)
+        known_arches, reason, intermittent, known_match = \
+            cls._known_failure(field("known-failure"))
         expect_failure = field("expect-failure").get("expect-failure", str, None)
         if expect_failure is not None:
             _check_regex(field("expect-failure"), "expect-failure", expect_failure)
-        baseline = _parse_shadow_counts(field("shadow-baseline").sub("shadow-baseline")) \
-            if "shadow-baseline" in field("shadow-baseline").node else {}
-        for key, want in baseline.items():
-            if key == "total" or not want.isdigit():
-                field("shadow-baseline").fail("shadow-baseline", "a baseline is a number of "
-                                              "variables per id: {0x1234: 2}")
+        baseline = cls._baseline(field("shadow-baseline"))
         up = field("upstream").sub("upstream", Node())
         up.only(["script", "test"])
         upstream = ((up.get("script", str, required=True), up.get("test", str, required=True))
                     if up.node else None)
         livepatches = cls._livepatches(field("livepatches"))
-        raw_steps = base.get("steps", list, required=True)
-        if not raw_steps:
-            base.fail("steps", "a scenario needs at least one step")
-        lines = getattr(raw_steps, "item_lines", [base.line("steps")] * len(raw_steps))
-        steps, problems = [], []
-        for i, item in enumerate(raw_steps):   # every step's error, not only the first
-            try:
-                steps.append(cls._step(base.path, _with_variables(item, variables), lines[i], i))
-            except ScenarioError as e:
-                problems.append(e)
-        if problems:
-            raise ScenarioErrors(problems)
+        steps = cls._steps(base, variables)
         scenario = cls(path=path, name=path.stem,
                        description=field("description").get("description", str, ""),
                        requires=requires,
@@ -416,6 +375,79 @@ class Scenario:
             scenario._check_livepatch_names(modules)
         scenario._check_order(modules)
         return scenario
+
+    @staticmethod
+    def _files(path: Path) -> Tuple[Fields, Fields]:
+        """The scenario's own file and the one whose steps it runs (itself, or what it
+        `extends`)."""
+        own = Fields(load(path), path)
+        base = own
+        if "extends" in own.node:
+            own.only(EXTENDS_FIELDS)
+            base_path = path.parent / own.get("extends", str)
+            if not base_path.is_file():
+                own.fail("extends", f"no scenario file {base_path}")
+            base = Fields(load(base_path), base_path)
+            if "extends" in base.node:
+                base.fail("extends", f"{path} extends this file, which extends another: "
+                                     f"extend that one instead")
+        base.only(TOP_FIELDS)
+        return own, base
+
+    @classmethod
+    def _merged_variables(cls, own: Fields, base: Fields) -> Dict[str, Any]:
+        """The base's `vars`, with the values an extending scenario sets (only those)."""
+        variables = cls._variables(base)
+        if own is not base:
+            for name, value in cls._variables(own).items():
+                if name not in variables:
+                    own.fail("vars", f"'{name}' is not a variable of {base.path.name}; it has: "
+                                      f"{', '.join(variables) or 'none'}")
+                variables[name] = value
+        return variables
+
+    @staticmethod
+    def _known_failure(f: Fields) -> Tuple[List[str], Optional[str], bool, Optional[str]]:
+        """`known-failure`: its arches, reason, whether intermittent, and match pattern."""
+        known = f.sub("known-failure", Node())
+        known.only(["arches", "reason", "intermittent", "match"])
+        arches = known.strings("arches", [])
+        reason = known.get("reason", str, None)
+        intermittent = known.get("intermittent", bool, False)
+        match = known.get("match", str, None)
+        if arches and not reason:
+            known.fail(None, "a known failure needs a 'reason' (what in the kernel makes it fail)")
+        if match is not None:
+            _check_regex(known, "match", match)
+        return arches, reason, intermittent, match
+
+    @staticmethod
+    def _baseline(f: Fields) -> Dict[str, str]:
+        if "shadow-baseline" not in f.node:
+            return {}
+        baseline = _parse_shadow_counts(f.sub("shadow-baseline"))
+        for key, want in baseline.items():
+            if key == "total" or not want.isdigit():
+                f.fail("shadow-baseline", "a baseline is a number of variables per id: "
+                                          "{0x1234: 2}")
+        return baseline
+
+    @classmethod
+    def _steps(cls, base: Fields, variables: Dict[str, Any]) -> List["Step"]:
+        """The steps, each validated; every step's error, not only the first."""
+        raw_steps = base.get("steps", list, required=True)
+        if not raw_steps:
+            base.fail("steps", "a scenario needs at least one step")
+        lines = getattr(raw_steps, "item_lines", [base.line("steps")] * len(raw_steps))
+        steps, problems = [], []
+        for i, item in enumerate(raw_steps):
+            try:
+                steps.append(cls._step(base.path, _with_variables(item, variables), lines[i], i))
+            except ScenarioError as e:
+                problems.append(e)
+        if problems:
+            raise ScenarioErrors(problems)
+        return steps
 
     @staticmethod
     def _variables(f: Fields) -> Dict[str, str]:
