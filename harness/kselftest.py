@@ -92,7 +92,7 @@ def parse_cases(stdout: str) -> List[Case]:
 def skip_reason(stdout: str, stderr: str) -> str:
     """What a skipping script said about why: its last line that mentions skipping."""
     lines = [l.strip() for l in (stdout + "\n" + stderr).splitlines() if l.strip()]
-    said = [l for l in lines if "skip" in l.lower()] or lines
+    said = [l for l in lines if "SKIP" in l.upper()] or lines
     return _SKIP_PREFIX.sub("", said[-1]) if said else ""
 
 
