@@ -7,12 +7,13 @@ is ``pytest_flag`` where the plain one would clash with pytest's own (``--artifa
 """
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
-from . import arch as archmod, image as imagemod, pool as poolmod
-from .machine import MIN_MEMORY_MB, cpu_count, memory_size
+from . import arch as archmod, image as imagemod
+from .machine import MIN_MEMORY_MB
 
 
 @dataclass
@@ -30,6 +31,33 @@ class Options:
     worker: str = ""                    # names this process's machines (pytest-xdist)
     pool: int = 0                       # guests per arch for run_all (0: pool.size decides)
     run_id: str = ""                    # this run's dir under artifacts (default: a new one)
+
+
+# The values' converters (argparse's type=): a bad value is a usage error before anything
+# boots.
+def cpu_count(text: str) -> int:
+    """--smp's value: a whole number of guest CPUs, 1 or more."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"guest CPUs must be a whole number of 1 or more, "
+                                          f"got {text!r}")
+    return int(text)
+
+
+def memory_size(text: str) -> int:
+    """--memory's value: MiB of guest memory, at least MIN_MEMORY_MB."""
+    if not text.isdigit() or int(text) < MIN_MEMORY_MB:
+        raise argparse.ArgumentTypeError(
+            f"guest memory is a number of MiB of at least {MIN_MEMORY_MB} (the kernel and its "
+            f"initramfs must fit), got {text!r}")
+    return int(text)
+
+
+def guests_arg(text: str) -> int:
+    """--pool's value: guests per arch, 1 or more."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"guests per architecture must be a whole number of 1 "
+                                          f"or more, got {text!r}")
+    return int(text)
 
 
 @dataclass(frozen=True)
@@ -84,7 +112,7 @@ POOL = [
            "guests per architecture, each running its share of the scenarios (pytest -n "
            "auto: default one per host core, as far as the host's memory holds them; "
            "klp-harness run: default 1)",
-           {"type": poolmod.guests_arg, "default": 0, "metavar": "K"}),
+           {"type": guests_arg, "default": 0, "metavar": "K"}),
 ]
 ALL = IMAGE + MACHINE + RUN + POOL
 

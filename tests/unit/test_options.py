@@ -1,5 +1,6 @@
 """One table of options (harness/options.py) feeds the command line, the pytest plugin and
 bisect-run: no other source declares them, and each front end has them."""
+import argparse
 import re
 from pathlib import Path
 
@@ -45,3 +46,14 @@ def test_session_options_come_from_the_values_by_dest():
     assert got == Options(image="linux-6.12", mirror="file:///srv/mirror",
                           accel="tcg", cpus=3, memory_mb=1024, artifacts=Path("out"),
                           ko_dirs=[Path("kos")], worker="gw1")
+
+
+@pytest.mark.parametrize("convert, good, bad, complaint", [
+    (options.cpu_count, ("1", 1), ("0", "-1", "two"), "whole number of 1 or more"),
+    (options.memory_size, ("128", 128), ("127", "0", "1G"), "at least 128"),
+    (options.guests_arg, ("3", 3), ("0", "-1", "two"), "whole number of 1 or more")])
+def test_the_converters_refuse_what_no_guest_can_have(convert, good, bad, complaint):
+    assert convert(good[0]) == good[1]
+    for text in bad:
+        with pytest.raises(argparse.ArgumentTypeError, match=complaint):
+            convert(text)
