@@ -173,7 +173,7 @@ def cmd_bisect_run(args) -> int:
         return bisect.ABORT
     plan = bisect.Plan(
         scenarios=[Path(p) for p in args.scenarios], arch=arch, image=args.image,
-        kernel_tree=tree, module_dirs=[Path(m).resolve() for m in args.modules],
+        kernel_tree=tree, module_dirs=list(args.modules),
         build_dir=args.build_dir, repeat=args.repeat, workdir=args.workdir, accel=args.accel,
         cpus=args.smp, memory_mb=args.memory, mirror=args.mirror)
     return bisect.run(plan)
@@ -247,13 +247,14 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("validate", help="check scenario files; exit 2 if any is invalid")
     s.add_argument("files", nargs="*", help="scenario files or directories (default: scenarios/)")
-    options.add_to_parser(s, options.IMAGE[1:2])   # --image: whose module names are known
+    options.add_to_parser(s, options.pick("image"))   # whose module names are known
     s.set_defaults(func=cmd_validate)
 
     s = sub.add_parser("run", help="run scenarios on booted guests and print a summary")
     _common(s)
     _machine_opts(s)
-    options.add_to_parser(s, options.RUN + options.POOL)
+    # Every option the pytest plugin has: the two run the same scenarios.
+    options.add_to_parser(s, options.pick("artifacts", "ko_dir", "modules", "pool"))
     s.add_argument("--serial", action="store_true",
                    help="one architecture after the other (default: one thread per arch)")
     s.add_argument("scenarios", nargs="*", help="scenario files or directories "
@@ -264,26 +265,28 @@ def parser() -> argparse.ArgumentParser:
                                          "scripts unmodified in the guest; print KTAP")
     _common(s)
     _machine_opts(s)
-    options.add_to_parser(s, options.RUN[:1])
+    options.add_to_parser(s, options.pick("artifacts"))
     s.set_defaults(func=cmd_kselftest)
 
     s = sub.add_parser("bisect-run", help="one step of `git bisect run`: build, boot, run "
                                           "scenarios; exit 0 good, 1 bad, 125 skip, 128 abort",
                        description=bisect.__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    options.add_to_parser(s, options.IMAGE, arch={
-        "action": "store", "help": "guest architecture (default: the image's first)"},
-        kernel_tree={"help": "kernel tree to build (default: the current directory, unless "
-                             "--modules is given: then the image's own kernel)"})
-    s.add_argument("--modules", action="append", default=[], metavar="DIR",
-                   help="livepatch module sources (.c) of the checkout; repeatable")
+    options.add_to_parser(s, options.pick("arch", "image", "mirror", "kernel_tree", "modules"),
+                          arch={"action": "store",
+                                "help": "guest architecture (default: the image's first)"},
+                          kernel_tree={"help": "kernel tree to build (default: the current "
+                                               "directory, unless --modules is given: then "
+                                               "the image's own kernel)"},
+                          modules={"help": "livepatch module sources (.c) of the checkout; "
+                                           "repeatable"})
     s.add_argument("--image-kernel", action="store_true",
                    help="test against the image's own kernel, no kernel build: for a checkout "
                         "of scenarios and the patches their livepatches are built from "
                         "(implied by --modules)")
-    s.add_argument("--build-dir", type=Path, metavar="DIR",
-                   help="kernel build dir kept between steps (default: one in the cache per "
-                        "tree and arch)")
+    options.add_to_parser(s, options.pick("build_dir"), build_dir={
+        "help": "kernel build dir kept between steps (default: one in the cache per tree "
+                "and arch)"})
     s.add_argument("--repeat", type=int, default=1, metavar="N",
                    help="run the scenarios N times; any failed run makes the step bad")
     s.add_argument("--workdir", type=Path, metavar="DIR",
@@ -325,7 +328,7 @@ def parser() -> argparse.ArgumentParser:
                                         "wall times per arch, and all arches at once")
     _common(s)
     _machine_opts(s)
-    options.add_to_parser(s, options.RUN[:1] + options.POOL,
+    options.add_to_parser(s, options.pick("artifacts", "pool"),
                           artifacts={"default": "artifacts/bench-parity"})
     s.set_defaults(func=cmd_bench_parity)
     s = bench.add_parser("klp-build", help="livepatches from patches: the first patch for an "
@@ -344,7 +347,8 @@ def parser() -> argparse.ArgumentParser:
     _machine_opts(s)
     s.add_argument("--count", type=int, default=5000, help="live variables (default 5000)")
     s.add_argument("--reads", type=int, default=20, help="reads per figure (default 20)")
-    options.add_to_parser(s, options.RUN[:1], artifacts={"default": "artifacts/bench-shadow"})
+    options.add_to_parser(s, options.pick("artifacts"),
+                          artifacts={"default": "artifacts/bench-shadow"})
     s.set_defaults(func=cmd_bench_shadow)
     return p
 
