@@ -162,21 +162,22 @@ def cmd_kselftest(args) -> int:
     return 0 if all_ok else 1
 
 
+def bisect_plan(args) -> bisect.Plan:
+    """bisect-run's step: the table's options, as every front end makes them, and its own."""
+    opts = _options(args)
+    if opts.kernel_tree is None and not opts.module_dirs and not args.image_kernel:
+        opts.kernel_tree = Path.cwd()   # git bisect run runs us at the top of the checkout
+    return bisect.Plan(scenarios=[Path(p) for p in args.scenarios],
+                       arch=args.arch or imagemod.arches_for(args.image)[0], options=opts,
+                       repeat=args.repeat, workdir=args.workdir)
+
+
 def cmd_bisect_run(args) -> int:
     """One step of `git bisect run`: exit 0 good, 1 bad, 125 skip, 128 abort."""
-    arch = args.arch or imagemod.arches_for(args.image)[0]
-    tree = args.kernel_tree
-    if tree is None and not args.modules and not args.image_kernel:
-        tree = Path.cwd()   # git bisect run runs us at the top of the checkout
     if args.repeat < 1:
         print("klp-harness bisect-run: --repeat must be 1 or more", file=sys.stderr)
         return bisect.ABORT
-    plan = bisect.Plan(
-        scenarios=[Path(p) for p in args.scenarios], arch=arch, image=args.image,
-        kernel_tree=tree, module_dirs=list(args.modules),
-        build_dir=args.build_dir, repeat=args.repeat, workdir=args.workdir, accel=args.accel,
-        cpus=args.smp, memory_mb=args.memory, mirror=args.mirror)
-    return bisect.run(plan)
+    return bisect.run(bisect_plan(args))
 
 
 def cmd_livepatch_build(args) -> int:

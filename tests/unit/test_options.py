@@ -102,6 +102,31 @@ def test_the_cli_and_pytest_accept_every_table_option(pytestconfig):
                 pytestconfig.getoption(f"klp_{opt.dest}")
 
 
+def test_bisect_plans_options_come_from_the_table(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mods").mkdir()
+    table = {o.dest for o in options.ALL} & _dests(_sub("bisect-run"))
+    assert table == {"arch", "image", "mirror", "kernel_tree", "build_dir", "modules",
+                     "accel", "smp", "memory"}
+    args = cli.parser().parse_args(["bisect-run", *_argv(sorted(table)), "--repeat", "2",
+                                    "s.yaml"])
+    plan = cli.bisect_plan(args)
+    assert plan.options == Options(
+        image="linux-6.12", mirror="file:///srv/mirror", kernel_tree=Path("/src/linux"),
+        build_dir=Path("/build/linux"), module_dirs=[tmp_path / "mods"], accel="tcg",
+        cpus=3, memory_mb=1024)
+    assert (plan.arch, plan.repeat, plan.scenarios) == ("x86_64", 2, [Path("s.yaml")])
+
+
+@pytest.mark.parametrize("argv, tree", [([], "cwd"), (["--modules", "mods"], None),
+                                        (["--image-kernel"], None)])
+def test_bisect_builds_the_current_directory_unless_told_otherwise(tmp_path, monkeypatch,
+                                                                    argv, tree):
+    monkeypatch.chdir(tmp_path)
+    args = cli.parser().parse_args(["bisect-run", "--arch", "x86_64", *argv, "s.yaml"])
+    assert cli.bisect_plan(args).options.kernel_tree == (tmp_path if tree else None)
+
+
 def test_options_are_picked_by_name_and_a_misspelt_one_is_an_error():
     assert [o.flag for o in options.pick("mirror", "image")] == ["--mirror", "--image"]
     with pytest.raises(ValueError, match="no option 'imgae' in the table"):
