@@ -1,5 +1,6 @@
 """The options of a run, declared once: the command line (cli), the pytest plugin and
-bisect-run all add them from this table, and Options (what a Session runs with) is made from their values.
+bisect-run all add them from this table, and Options (what a Session runs with) is made
+from their values.
 
 An option's ``dest`` is its name on the command line's namespace (``args.<dest>``); under
 pytest it is ``klp_<dest>`` (pytest's namespace is shared with other plugins), and its flag
