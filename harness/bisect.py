@@ -28,6 +28,7 @@ verdict, build and run times, and why.
 """
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import shutil
@@ -55,23 +56,19 @@ MIN_FREE_BYTES = 2 * 1024 ** 3
 
 @dataclass
 class Plan:
+    """A step: the options of its Session, made from the option table as by every front end
+    (kernel_tree None: the image's own kernel, not built here), and bisect-run's own."""
     scenarios: List[Path]
     arch: str
-    image: str = imagemod.DEFAULT_IMAGE
-    kernel_tree: Optional[Path] = None       # None: the image's kernel, not built here
-    module_dirs: List[Path] = field(default_factory=list)
-    build_dir: Optional[Path] = None
+    options: Options = field(default_factory=Options)
     repeat: int = 1
     workdir: Optional[Path] = None           # bisect.log and artifacts; default in the cache
-    accel: str = "auto"
-    cpus: int = 2
-    memory_mb: int = 512
-    mirror: Optional[str] = None
 
     @property
     def checkout(self) -> Path:
         """The git checkout being bisected (whose HEAD names the step)."""
-        return self.kernel_tree or (self.module_dirs[0] if self.module_dirs else Path.cwd())
+        opts = self.options
+        return opts.kernel_tree or (opts.module_dirs[0] if opts.module_dirs else Path.cwd())
 
 
 class _Verdict(Exception):
@@ -129,7 +126,7 @@ def _step(plan: Plan, workdir: Path, times) -> Tuple[int, str]:
     scenarios = [Scenario.load(p) for p in discover(plan.scenarios)]   # files or dirs
     if not scenarios:
         raise _Verdict(ABORT, "no scenarios given")
-    for sources in plan.module_dirs:
+    for sources in plan.options.module_dirs:
         modules.require_sources(sources)
     profile = archmod.get(plan.arch)
     hosttools.require(profile.qemu_binary, profile.qemu_package, f"to boot {plan.arch} guests")
@@ -137,10 +134,9 @@ def _step(plan: Plan, workdir: Path, times) -> Tuple[int, str]:
     if free < MIN_FREE_BYTES:
         raise _Verdict(ABORT, f"disk full: {free / 1024 ** 3:.1f} GiB free under "
                               f"{cache.root()}; a build would fail for the host's reason")
-    session = Session(Options(
-        image=plan.image, accel=plan.accel, cpus=plan.cpus, memory_mb=plan.memory_mb,
-        mirror=plan.mirror, kernel_tree=plan.kernel_tree, build_dir=plan.build_dir,
-        artifacts=workdir / "artifacts", module_dirs=list(plan.module_dirs)))
+    # A copy: the Session sets its run's fields on the Options it is given.
+    session = Session(dataclasses.replace(plan.options, artifacts=workdir / "artifacts",
+                                          module_dirs=list(plan.options.module_dirs)))
     made_image = None
     try:
         started = time.monotonic()
@@ -162,14 +158,15 @@ def _step(plan: Plan, workdir: Path, times) -> Tuple[int, str]:
 def _build(plan: Plan, session: Session) -> Optional[imagemod.Image]:
     """Build the kernel (if bisecting one), the image and the modules; return the image if
     this step made it (it belongs to this commit only)."""
-    before = set((cache.root() / "images").glob(f"{plan.image}-{plan.arch}-*"))
+    opts = plan.options
+    before = set((cache.root() / "images").glob(f"{opts.image}-{plan.arch}-*"))
     try:
-        if plan.kernel_tree is not None:
+        if opts.kernel_tree is not None:
             # First on its own: its failure is the commit's (skip); the image's other work
             # (Debian packages, the initramfs) failing is the host's (abort).
             source, profile, fragments = imagemod.kernel_inputs(
-                plan.image, plan.arch, plan.mirror, plan.kernel_tree)
-            kernelbuild.build(source, profile, fragments, plan.build_dir)
+                opts.image, plan.arch, opts.mirror, opts.kernel_tree)
+            kernelbuild.build(source, profile, fragments, opts.build_dir)
         state = session.state(plan.arch)
     except KernelBuildError as e:
         log = Path(e.log_path) if e.log_path else None
@@ -178,7 +175,7 @@ def _build(plan: Plan, session: Session) -> Optional[imagemod.Image]:
         raise _Verdict(SKIP, f"the kernel does not build: {e}")
     except ModuleBuildError as e:
         raise _Verdict(SKIP, f"the modules do not build: {e}")
-    made = plan.kernel_tree is not None and state.image.dir not in before
+    made = opts.kernel_tree is not None and state.image.dir not in before
     return state.image if made else None
 
 

@@ -165,21 +165,22 @@ def cmd_kselftest(args) -> int:
     return 0 if all_ok else 1
 
 
+def bisect_plan(args) -> bisect.Plan:
+    """bisect-run's step: the table's options, as every front end makes them, and its own."""
+    opts = _options(args)
+    if opts.kernel_tree is None and not opts.module_dirs and not args.image_kernel:
+        opts.kernel_tree = Path.cwd()   # git bisect run runs us at the top of the checkout
+    return bisect.Plan(scenarios=[Path(p) for p in args.scenarios],
+                       arch=args.arch or imagemod.arches_for(args.image)[0], options=opts,
+                       repeat=args.repeat, workdir=args.workdir)
+
+
 def cmd_bisect_run(args) -> int:
     """One step of `git bisect run`: exit 0 good, 1 bad, 125 skip, 128 abort."""
-    arch = args.arch or imagemod.arches_for(args.image)[0]
-    tree = args.kernel_tree
-    if tree is None and not args.modules and not args.image_kernel:
-        tree = Path.cwd()   # git bisect run runs us at the top of the checkout
     if args.repeat < 1:
         print("klp-harness bisect-run: --repeat must be 1 or more", file=sys.stderr)
         return bisect.ABORT
-    plan = bisect.Plan(
-        scenarios=[Path(p) for p in args.scenarios], arch=arch, image=args.image,
-        kernel_tree=tree, module_dirs=[Path(m).resolve() for m in args.modules],
-        build_dir=args.build_dir, repeat=args.repeat, workdir=args.workdir, accel=args.accel,
-        cpus=args.smp, memory_mb=args.memory, mirror=args.mirror)
-    return bisect.run(plan)
+    return bisect.run(bisect_plan(args))
 
 
 def cmd_livepatch_build(args) -> int:
@@ -230,13 +231,21 @@ def cmd_bench_transition(args) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="klp-harness", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
+    for add in (_add_setup, _add_images, _add_validate, _add_run, _add_kselftest,
+                _add_bisect_run, _add_livepatch, _add_bench):
+        add(sub)
+    return p
 
+
+def _add_setup(sub) -> None:
     s = sub.add_parser("setup", help="install missing host packages (apt-get; needs root)")
     _common(s)
     s.add_argument("--tests", action="store_true",
                    help="also what the harness's own tests need (./klp test): chromium, dpkg-deb")
     s.set_defaults(func=cmd_setup)
 
+
+def _add_images(sub) -> None:
     images = sub.add_parser("images", help="image recipes and the cache").add_subparsers(
         dest="images_command", required=True)
     s = images.add_parser("build", help="build (or find cached) images")
@@ -248,45 +257,56 @@ def parser() -> argparse.ArgumentParser:
     _common(s)
     s.set_defaults(func=cmd_images_figures)
 
+
+def _add_validate(sub) -> None:
     s = sub.add_parser("validate", help="check scenario files; exit 2 if any is invalid")
     s.add_argument("files", nargs="*", help="scenario files or directories (default: scenarios/)")
-    options.add_to_parser(s, options.IMAGE[1:2])   # --image: whose module names are known
+    options.add_to_parser(s, options.pick("image"))   # whose module names are known
     s.set_defaults(func=cmd_validate)
 
+
+def _add_run(sub) -> None:
     s = sub.add_parser("run", help="run scenarios on booted guests and print a summary")
     _common(s)
     _machine_opts(s)
-    options.add_to_parser(s, options.RUN + options.POOL)
+    # Every option the pytest plugin has: the two run the same scenarios.
+    options.add_to_parser(s, options.pick("artifacts", "ko_dir", "modules", "pool"))
     s.add_argument("--serial", action="store_true",
                    help="one architecture after the other (default: one thread per arch)")
     s.add_argument("scenarios", nargs="*", help="scenario files or directories "
                                                 "(default: every scenario under scenarios/)")
     s.set_defaults(func=cmd_run)
 
+
+def _add_kselftest(sub) -> None:
     s = sub.add_parser("kselftest", help="run the image's upstream livepatch selftest "
                                          "scripts unmodified in the guest; print KTAP")
     _common(s)
     _machine_opts(s)
-    options.add_to_parser(s, options.RUN[:1])
+    options.add_to_parser(s, options.pick("artifacts"))
     s.set_defaults(func=cmd_kselftest)
 
+
+def _add_bisect_run(sub) -> None:
     s = sub.add_parser("bisect-run", help="one step of `git bisect run`: build, boot, run "
                                           "scenarios; exit 0 good, 1 bad, 125 skip, 128 abort",
                        description=bisect.__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    options.add_to_parser(s, options.IMAGE, arch={
-        "action": "store", "help": "guest architecture (default: the image's first)"},
-        kernel_tree={"help": "kernel tree to build (default: the current directory, unless "
-                             "--modules is given: then the image's own kernel)"})
-    s.add_argument("--modules", action="append", default=[], metavar="DIR",
-                   help="livepatch module sources (.c) of the checkout; repeatable")
+    options.add_to_parser(s, options.pick("arch", "image", "mirror", "kernel_tree", "modules"),
+                          arch={"action": "store",
+                                "help": "guest architecture (default: the image's first)"},
+                          kernel_tree={"help": "kernel tree to build (default: the current "
+                                               "directory, unless --modules is given: then "
+                                               "the image's own kernel)"},
+                          modules={"help": "livepatch module sources (.c) of the checkout; "
+                                           "repeatable"})
     s.add_argument("--image-kernel", action="store_true",
                    help="test against the image's own kernel, no kernel build: for a checkout "
                         "of scenarios and the patches their livepatches are built from "
                         "(implied by --modules)")
-    s.add_argument("--build-dir", type=Path, metavar="DIR",
-                   help="kernel build dir kept between steps (default: one in the cache per "
-                        "tree and arch)")
+    options.add_to_parser(s, options.pick("build_dir"), build_dir={
+        "help": "kernel build dir kept between steps (default: one in the cache per tree "
+                "and arch)"})
     s.add_argument("--repeat", type=int, default=1, metavar="N",
                    help="run the scenarios N times; any failed run makes the step bad")
     s.add_argument("--workdir", type=Path, metavar="DIR",
@@ -296,6 +316,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("scenarios", nargs="+", help="scenario files or directories")
     s.set_defaults(func=cmd_bisect_run)
 
+
+def _add_livepatch(sub) -> None:
     livepatch = sub.add_parser("livepatch", help="livepatch modules").add_subparsers(
         dest="livepatch_command", required=True)
     s = livepatch.add_parser(
@@ -311,45 +333,54 @@ def parser() -> argparse.ArgumentParser:
     options.add_to_parser(s, options.IMAGE, arch=KLP_BUILD_ARCH)
     s.set_defaults(func=cmd_livepatch_build)
 
-    bench = sub.add_parser("bench", help="benchmarks that print figures").add_subparsers(
+
+def _add_bench(sub) -> None:
+    benches = sub.add_parser("bench", help="benchmarks that print figures").add_subparsers(
         dest="bench_command", required=True)
-    s = bench.add_parser("boot", help="median time from QEMU start to SSH answering")
+    s = benches.add_parser("boot", help="median time from QEMU start to SSH answering")
     _common(s)
     _machine_opts(s)
     s.add_argument("--runs", type=int, default=5)
     s.set_defaults(func=cmd_bench_boot)
-    s = bench.add_parser("build", help="cold kernel build time, and the rebuild after "
-                                       "touching one file (scratch build dir)")
+    s = benches.add_parser("build", help="cold kernel build time, and the rebuild after "
+                                         "touching one file (scratch build dir)")
     _common(s)
     s.add_argument("--touch", default="kernel/livepatch/core.c",
                    help="source file touched before the rebuild (default: %(default)s)")
     s.set_defaults(func=cmd_bench_build)
-    s = bench.add_parser("parity", help="upstream selftest scripts vs. our parity scenarios: "
-                                        "wall times per arch, and all arches at once")
+    s = benches.add_parser("parity", help="upstream selftest scripts vs. our parity "
+                                          "scenarios: wall times per arch, and all arches "
+                                          "at once")
     _common(s)
     _machine_opts(s)
-    options.add_to_parser(s, options.RUN[:1] + options.POOL,
+    options.add_to_parser(s, options.pick("artifacts", "pool"),
                           artifacts={"default": "artifacts/bench-parity"})
     s.set_defaults(func=cmd_bench_parity)
-    s = bench.add_parser("klp-build", help="livepatches from patches: the first patch for an "
-                                           "image (original build) and each further one")
+    s = benches.add_parser("klp-build", help="livepatches from patches: the first patch for "
+                                             "an image (original build) and each further one")
     options.add_to_parser(s, options.IMAGE, arch=KLP_BUILD_ARCH)
     s.set_defaults(func=cmd_bench_klp_build)
-    s = bench.add_parser("transition", help="livepatch transition latency per arch, idle and "
-                                            "under load, and a chain of 15 cumulative patches")
+    _add_bench_guest_figures(benches)
+
+
+def _add_bench_guest_figures(benches) -> None:
+    """The benchmarks of livepatching in a running guest."""
+    s = benches.add_parser("transition", help="livepatch transition latency per arch, idle "
+                                              "and under load, and a chain of 15 cumulative "
+                                              "patches")
     _common(s)
     _machine_opts(s)
     s.add_argument("--repeat", type=int, default=5, help="transitions timed (default 5)")
     s.set_defaults(func=cmd_bench_transition)
-    s = bench.add_parser("shadow", help="cost of one shadow variable counter read, empty and "
-                                        "with thousands of live variables")
+    s = benches.add_parser("shadow", help="cost of one shadow variable counter read, empty "
+                                          "and with thousands of live variables")
     _common(s)
     _machine_opts(s)
     s.add_argument("--count", type=int, default=5000, help="live variables (default 5000)")
     s.add_argument("--reads", type=int, default=20, help="reads per figure (default 20)")
-    options.add_to_parser(s, options.RUN[:1], artifacts={"default": "artifacts/bench-shadow"})
+    options.add_to_parser(s, options.pick("artifacts"),
+                          artifacts={"default": "artifacts/bench-shadow"})
     s.set_defaults(func=cmd_bench_shadow)
-    return p
 
 
 def show_progress() -> None:

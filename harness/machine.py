@@ -9,7 +9,6 @@ faster, and the guest boots without configuring an interface.
 """
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import secrets
@@ -66,23 +65,6 @@ def host_load() -> float:
     except OSError:   # no /proc/loadavg
         return 1.0
     return min(HOST_LOAD_CAP, max(1.0, load / (os.cpu_count() or 1)))
-
-
-def cpu_count(text: str) -> int:
-    """--smp's value: a whole number of guest CPUs, 1 or more."""
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"guest CPUs must be a whole number of 1 or more, "
-                                          f"got {text!r}")
-    return int(text)
-
-
-def memory_size(text: str) -> int:
-    """--memory's value: MiB of guest memory, at least MIN_MEMORY_MB."""
-    if not text.isdigit() or int(text) < MIN_MEMORY_MB:
-        raise argparse.ArgumentTypeError(
-            f"guest memory is a number of MiB of at least {MIN_MEMORY_MB} (the kernel and its "
-            f"initramfs must fit), got {text!r}")
-    return int(text)
 
 
 @dataclass

@@ -1,18 +1,22 @@
 """The options of a run, declared once: the command line (cli), the pytest plugin and
-bisect-run all add them from this table, and Options (what a Session runs with) is made from their values.
+bisect-run all add them from this table, and Options (what a Session runs with) is made
+from their values.
 
 An option's ``dest`` is its name on the command line's namespace (``args.<dest>``); under
 pytest it is ``klp_<dest>`` (pytest's namespace is shared with other plugins), and its flag
 is ``pytest_flag`` where the plain one would clash with pytest's own (``--artifacts``).
+A front end takes options by dest (``pick("image", "mirror")``): a name the table lacks is
+an error when the parser is made, not an option silently missing.
 """
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
-from . import arch as archmod, image as imagemod, pool as poolmod
-from .machine import MIN_MEMORY_MB, cpu_count, memory_size
+from . import arch as archmod, image as imagemod
+from .machine import MIN_MEMORY_MB
 
 
 @dataclass
@@ -32,14 +36,48 @@ class Options:
     run_id: str = ""                    # this run's dir under artifacts (default: a new one)
 
 
+# The values' converters (argparse's type=): a bad value is a usage error before anything
+# boots.
+def cpu_count(text: str) -> int:
+    """--smp's value: a whole number of guest CPUs, 1 or more."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"guest CPUs must be a whole number of 1 or more, "
+                                          f"got {text!r}")
+    return int(text)
+
+
+def memory_size(text: str) -> int:
+    """--memory's value: MiB of guest memory, at least MIN_MEMORY_MB."""
+    if not text.isdigit() or int(text) < MIN_MEMORY_MB:
+        raise argparse.ArgumentTypeError(
+            f"guest memory is a number of MiB of at least {MIN_MEMORY_MB} (the kernel and its "
+            f"initramfs must fit), got {text!r}")
+    return int(text)
+
+
+def guests_arg(text: str) -> int:
+    """--pool's value: guests per arch, 1 or more."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"guests per architecture must be a whole number of 1 "
+                                          f"or more, got {text!r}")
+    return int(text)
+
+
+def module_dir(text: str) -> Path:
+    """--modules' value, absolute: its modules are built elsewhere (make M=), and a bisect
+    step names its checkout by it."""
+    return Path(text).resolve()
+
+
 @dataclass(frozen=True)
 class Option:
     flag: str
     dest: str
-    field: Optional[str]            # the session.Options field it sets (None: not one)
+    field: Optional[str]            # the Options field it sets (None: not one)
     help: str
     kwargs: Dict[str, Any] = field(default_factory=dict)   # argparse's: type, default, ...
     pytest_flag: Optional[str] = None
+    pytest: bool = True             # the pytest plugin has it too
 
     def argparse_kwargs(self, **overrides) -> Dict[str, Any]:
         kwargs = dict(self.kwargs, dest=self.dest, help=self.help)
@@ -47,7 +85,7 @@ class Option:
         return kwargs
 
 
-IMAGE = [
+ALL = [
     Option("--arch", "arch", None,
            f"guest architecture ({', '.join(archmod.NAMES)}); repeatable; default: every one "
            "the image supports", {"action": "append", "metavar": "ARCH"}),
@@ -60,8 +98,11 @@ IMAGE = [
     Option("--kernel-tree", "kernel_tree", "kernel_tree",
            "build the image's kernel from this local source tree instead of the recipe's "
            "(images built from source only)", {"type": Path, "metavar": "PATH"}),
-]
-MACHINE = [
+    # Not under pytest: one build dir holds one arch's kernel, and pytest boots every arch
+    # the image supports unless told otherwise; bisect-run tests one arch.
+    Option("--build-dir", "build_dir", "build_dir",
+           "the kernel's build dir (default: one in the cache per tree and arch)",
+           {"type": Path, "metavar": "DIR"}, pytest=False),
     Option("--accel", "accel", "accel", "auto: KVM if a probe boot works, else TCG (default)",
            {"choices": ("auto", "kvm", "tcg"), "default": "auto"}),
     Option("--smp", "smp", "cpus", "guest CPUs (default 2)",
@@ -69,42 +110,61 @@ MACHINE = [
     Option("--memory", "memory", "memory_mb",
            f"guest memory in MiB (default 512, at least {MIN_MEMORY_MB})",
            {"type": memory_size, "default": 512}),
-]
-RUN = [
     Option("--artifacts", "artifacts", "artifacts",
            "where each run leaves its artifacts (a dir per run; default: ./artifacts)",
            {"default": "artifacts"}, pytest_flag="--klp-artifacts"),
+    Option("--modules", "modules", "module_dirs",
+           "more module sources (.c), built for the image's kernel: scenarios load their "
+           "modules by name; repeatable",
+           {"action": "append", "type": module_dir, "default": [], "metavar": "DIR"}),
     Option("--ko-dir", "ko_dir", "ko_dirs",
            "livepatch modules built for the image's kernel (.ko files): each runs through "
            "scenarios/generic/livepatch-module.yaml; repeatable",
            {"action": "append", "type": Path, "default": [], "metavar": "DIR"}),
-]
-POOL = [
     Option("--pool", "pool", "pool",
            "guests per architecture, each running its share of the scenarios (pytest -n "
            "auto: default one per host core, as far as the host's memory holds them; "
            "klp-harness run: default 1)",
-           {"type": poolmod.guests_arg, "default": 0, "metavar": "K"}),
+           {"type": guests_arg, "default": 0, "metavar": "K"}),
 ]
-ALL = IMAGE + MACHINE + RUN + POOL
+_BY_DEST = {opt.dest: opt for opt in ALL}
+
+
+def pick(*dests: str) -> List[Option]:
+    """The table's options named by dest, in that order; a name it lacks is an error."""
+    unknown = [d for d in dests if d not in _BY_DEST]
+    if unknown:
+        raise ValueError(f"no option {', '.join(map(repr, unknown))} in the table "
+                         f"(it has {', '.join(_BY_DEST)})")
+    return [_BY_DEST[d] for d in dests]
+
+
+# The groups that subcommands share.
+IMAGE = pick("arch", "image", "mirror", "kernel_tree")   # which image, built from what
+MACHINE = pick("accel", "smp", "memory")                 # the guest's QEMU machine
 
 
 def add_to_parser(parser, options: Iterable[Option], **overrides: Dict[str, Any]) -> None:
     """Add ``options`` to an argparse parser; ``overrides`` maps a dest to changed kwargs
-    (e.g. bisect-run's single --arch)."""
+    (e.g. bisect-run's single --arch), and must name only options added."""
+    options = list(options)
+    stray = set(overrides) - {opt.dest for opt in options}
+    if stray:
+        raise ValueError(f"overrides for options not added: {', '.join(sorted(stray))}")
     for opt in options:
         parser.add_argument(opt.flag, **opt.argparse_kwargs(**overrides.get(opt.dest, {})))
 
 
 def add_to_pytest(group) -> None:
-    """Every option, as the pytest plugin's (dest klp_<dest>)."""
+    """The options pytest has, as the pytest plugin's (dest klp_<dest>)."""
     for opt in ALL:
-        group.addoption(opt.pytest_flag or opt.flag,
-                        **opt.argparse_kwargs(dest=f"klp_{opt.dest}"))
+        if opt.pytest:
+            group.addoption(opt.pytest_flag or opt.flag,
+                            **opt.argparse_kwargs(dest=f"klp_{opt.dest}"))
 
 
 def session_options(value: Callable[[str], Any], **extra) -> Options:
-    """session.Options from the options' values (``value(dest)``), for those present."""
+    """Options from the options' values (``value(dest)``), for those present."""
     fields = {}
     for opt in ALL:
         if opt.field is None:

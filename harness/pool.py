@@ -9,7 +9,6 @@ were, so new tests spread too.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -30,14 +29,6 @@ def size(arches: int, memory_mb: int, requested: int = 0) -> int:
     by_memory = int(available_mb() * MEMORY_SHARE // ((memory_mb + QEMU_OVERHEAD_MB)
                                                      * max(1, arches)))
     return max(1, min(os.cpu_count() or 1, by_memory))
-
-
-def guests_arg(text: str) -> int:
-    """--pool's value: guests per arch, 1 or more."""
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"guests per architecture must be a whole number of 1 "
-                                          f"or more, got {text!r}")
-    return int(text)
 
 
 def available_mb() -> int:

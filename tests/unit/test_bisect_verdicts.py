@@ -8,6 +8,7 @@ import io
 import pytest
 
 from harness import arch as archmod, bisect, cli
+from harness.options import Options
 
 
 @pytest.fixture
@@ -17,8 +18,8 @@ def plan(tmp_path):
     mods = tmp_path / "mods"
     mods.mkdir()
     (mods / "klp_mine.c").write_text("/* a module source */\n")
-    return bisect.Plan(scenarios=[scenario], arch="x86_64", module_dirs=[mods],
-                       workdir=tmp_path / "work")
+    return bisect.Plan(scenarios=[scenario], arch="x86_64",
+                       options=Options(module_dirs=[mods]), workdir=tmp_path / "work")
 
 
 def _run(plan):
@@ -64,7 +65,7 @@ def test_a_module_dir_that_is_missing_or_empty_aborts(plan, tmp_path, make):
     mods = tmp_path / "typo"
     if make == "empty":
         mods.mkdir()
-    plan.module_dirs = [mods]
+    plan.options.module_dirs = [mods]
     code, _, log = _run(plan)
     assert code == bisect.ABORT
     assert f"module dir {mods}: " + ("no such directory" if make == "missing"

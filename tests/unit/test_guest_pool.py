@@ -35,13 +35,6 @@ def test_size_follows_cores_and_memory(monkeypatch):
     assert pool.size(4, 512, requested=3) == 3     # --pool decides
 
 
-def test_a_pool_size_is_a_whole_number_of_one_or_more():
-    assert pool.guests_arg("3") == 3
-    for bad in ("0", "-1", "two"):
-        with pytest.raises(Exception, match="whole number of 1 or more"):
-            pool.guests_arg(bad)
-
-
 def test_durations_are_kept_per_image(tmp_path):
     first = pool.Durations("linux-7.3", tmp_path / "durations.json")
     first.record([("a[x86_64]", 1.234), ("b[x86_64]", 2.0)])
