@@ -19,6 +19,7 @@ from . import arch as archmod
 from .errors import HarnessError, ScenarioError, ScenarioErrors
 from .klpbuild import NAME as LIVEPATCH_NAME, LivepatchSource, check_patches
 from .kernelsource import version_tuple
+from .shadow import COUNT_EXPECTATION
 from .yamlsrc import Fields, Node, load
 
 # Lines the kernel-log transcript keeps, as upstream's check_result filters dmesg
@@ -212,17 +213,6 @@ def _parse_sysfs(f: Fields, key: str) -> Dict[str, Any]:
     if not expected:
         f.fail(key, "expected at least one sysfs path")
     return {"expected": expected}
-
-
-# A count in a `shadow` step: "3", or a comparison such as ">= 1".
-COUNT_EXPECTATION = re.compile(r"^(==|>=|<=|>|<|!=)?\s*(\d+)$")
-
-
-def count_matches(got: int, want: str) -> bool:
-    op, number = COUNT_EXPECTATION.match(want).groups()
-    n = int(number)
-    return {"==": got == n, ">=": got >= n, "<=": got <= n, ">": got > n, "<": got < n,
-            "!=": got != n}[op or "=="]
 
 
 def _shadow_id(f: Fields, key: Any) -> Any:

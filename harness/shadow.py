@@ -11,6 +11,7 @@ refuses to load, and scenarios that count are skipped with its reason.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Union
@@ -19,7 +20,6 @@ from . import livepatch, modules
 from .errors import HarnessError
 from .guest import Guest
 from .image import PROJECT, Image
-from .scenario import count_matches
 
 SOURCES = PROJECT / "harness" / "guest_modules"
 MODULE = "klp_shadow_counter"
@@ -116,6 +116,17 @@ class ShadowCounter:
 
 
 # -- expectations -------------------------------------------------------------------------
+
+# A count in a `shadow` step: "3", or a comparison such as ">= 1" (scenario validates with it).
+COUNT_EXPECTATION = re.compile(r"^(==|>=|<=|>|<|!=)?\s*(\d+)$")
+
+
+def count_matches(got: int, want: str) -> bool:
+    op, number = COUNT_EXPECTATION.match(want).groups()
+    n = int(number)
+    return {"==": got == n, ">=": got >= n, "<=": got <= n, ">": got > n, "<": got < n,
+            "!=": got != n}[op or "=="]
+
 
 def check(expected: Dict[Union[str, int], str], added: Counts, when: str) -> List[str]:
     """Problems with ``added`` (counts since the scenario began) against ``expected``
