@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, Optional, Sequence
 
-from . import (accel, applicability, arch as archmod, cache, image as imagemod, klpbuild,
+from . import (accel, applicability, arch as archmod, image as imagemod, klpbuild,
                phases, programs, runner, shadow)
 from .errors import BuildError, HarnessError, ScenarioError
+from .log import LOG
 from .machine import Machine, MachineConfig
 from .modules import ModuleCatalog
 from .options import Options
@@ -48,7 +49,7 @@ class ArchState:
             except BuildError as e:   # a kernel the counter does not build for
                 counter_module, unavailable = None, f"the shadow counter does not build: {e}"
         chosen, why = accel.choose(profile, image, options.accel)
-        cache.LOG.info(f"{arch}: {why}")
+        LOG.info(f"{arch}: {why}")
         return cls(profile, image, catalog, helpers, chosen, counter_module, unavailable)
 
     def catalog_with(self, livepatches: Dict[str, klpbuild.LivepatchSource]) -> ModuleCatalog:
@@ -133,5 +134,5 @@ class GuestSlot:
                                                             arch_state.counter_module)
             except shadow.CounterUnavailable as e:
                 self.counter_unavailable = str(e)
-                cache.LOG.info(f"{arch_state.profile.name}: no shadow variable counts: {e}")
+                LOG.info(f"{arch_state.profile.name}: no shadow variable counts: {e}")
         self.machine = machine

@@ -14,11 +14,11 @@ from typing import List
 
 from . import (accel, arch as archmod, cache, image as imagemod, kernelbuild, klpbuild, klporig,
                kselftest, livepatch, pool as poolmod, runner)
-from .kselftest import PARITY_SCENARIOS as PARITY
 from .machine import Machine, MachineConfig
 from .scenario import Scenario, discover, known_upstream_failures
 from .options import Options
 from .outcome import Status
+from .paths import KLP_BUILD_PATCHES, PARITY_SCENARIOS as PARITY
 from .session import Session
 
 
@@ -68,7 +68,6 @@ def build(arches: List[str], opts: Options, touch: str) -> int:
     return 0
 
 
-KLP_BUILD_PATCHES = imagemod.PROJECT / "scenarios" / "klp-build" / "patches"
 KLP_BUILD_BENCH = ("version-fix", "binfmt-status-fix", "shadow-reads", "new-global-data",
                    "shadow-reads-leak")
 

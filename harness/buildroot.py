@@ -18,6 +18,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from . import cache, debian, hosttools
 from .errors import BuildError
+from .log import progress
 
 # What every build root has beside the compiler and the kernel's kbuild package.
 BASE_PACKAGES = ("make", "libc6-dev")
@@ -91,7 +92,7 @@ def ensure(toolchain: Toolchain, mirror: str) -> Path:
         cmd = ["mmdebstrap", "--variant=essential", f"--architectures={toolchain.debian_arch}",
                f"--include={','.join(toolchain.packages)}", debian.base_suite(toolchain.suite),
                str(root), *debian.sources(toolchain.suite, mirror)]
-        cache.progress(f"making a {toolchain.suite} build root with "
+        progress(f"making a {toolchain.suite} build root with "
                        f"{', '.join(toolchain.packages)} (about a minute)")
         debian.mmdebstrap(cmd, log, f"making a {toolchain.suite} build root "
                           f"({', '.join(toolchain.packages)})")

@@ -9,12 +9,13 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import logging
 import os
 import shutil
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Union
+
+from .log import progress
 
 ENV = "KLP_HARNESS_CACHE"
 
@@ -50,18 +51,6 @@ class InputHash:
 
     def hexdigest(self, length: int = 16) -> str:
         return self._h.hexdigest()[:length]
-
-
-# Progress of long work and what a session does, through the standard logging module:
-# the command line shows it on stderr, the pytest plugin on the terminal (and pytest's
-# live log and caplog see it); a library user configures logging as they like.
-LOG = logging.getLogger("klp_harness")
-LOG_FORMAT = logging.Formatter("klp-harness: %(message)s")   # how both front ends show it
-
-
-def progress(message: str) -> None:
-    """One line of progress for long work (builds, fetches)."""
-    LOG.info(message)
 
 
 def write_whole(path: Path, text: str) -> None:

@@ -9,9 +9,11 @@ import time
 from pathlib import Path
 from typing import List
 
-from . import (bench, bisect, buildfigures, cache, external, hosttools, image as imagemod,
+from . import (bench, bisect, buildfigures, external, hosttools, image as imagemod,
                klpbuild, kselftest, modules, options, phases, report)
 from .errors import HarnessError, InputError
+from .log import LOG, LOG_FORMAT
+from .paths import PARITY_SCENARIOS as PARITY, SCENARIOS
 from .scenario import Scenario, discover, known_upstream_failures
 from .options import Options
 from .outcome import Status
@@ -19,9 +21,7 @@ from .report import summary
 from .scheduler import RunInterrupted
 from .session import Session
 
-SCENARIOS = imagemod.PROJECT / "scenarios"
 STARTED = time.monotonic()   # the run's wall time counts from here (and ./klp's set-up)
-PARITY = kselftest.PARITY_SCENARIOS
 
 
 # --arch of the commands that run klp-build: one arch, the one it supports by default.
@@ -385,12 +385,12 @@ def _add_bench_guest_figures(benches) -> None:
 
 def show_progress() -> None:
     """The harness's log records (progress, guests booted, ...) on stderr, once."""
-    if not any(getattr(h, "klp_cli", False) for h in cache.LOG.handlers):
+    if not any(getattr(h, "klp_cli", False) for h in LOG.handlers):
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(cache.LOG_FORMAT)
+        handler.setFormatter(LOG_FORMAT)
         handler.klp_cli = True
-        cache.LOG.addHandler(handler)
-        cache.LOG.setLevel(logging.INFO)
+        LOG.addHandler(handler)
+        LOG.setLevel(logging.INFO)
 
 
 def main(argv=None) -> int:

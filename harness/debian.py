@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 from . import hosttools, phases
-from .cache import progress
 from .errors import BuildError
+from .log import progress
 
 
 def extract(packages: Sequence[str], suite: str, debian_arch: str, mirror: str,

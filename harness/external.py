@@ -19,11 +19,10 @@ from typing import Dict, List, Sequence
 
 from . import cache, modules
 from .errors import HarnessError
-from .image import PROJECT
 from .klpbuild import LivepatchSource
+from .paths import GENERIC
 from .scenario import Scenario
 
-GENERIC = PROJECT / "scenarios" / "generic" / "livepatch-module.yaml"
 
 
 def write_scenarios(ko_dirs: Sequence[Path], artifacts: Path) -> List[Path]:

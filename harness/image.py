@@ -24,15 +24,14 @@ from typing import Dict, List, Optional, Tuple
 
 from . import arch as archmod
 from . import buildroot, cache, debian, hosttools, initramfs, kernelbuild, kernelfile
-from . import buildfigures, kernelsource, klporig, phases
+from . import buildfigures, kernelsource, klporig, paths, phases
 from .errors import BuildError, KernelBuildError, RecipeError, UnsupportedArch
+from .log import progress
 from .mirror import debian_mirror
+from .paths import BUILD_FIGURES, IMAGES_DIR, KCONFIG_DIR
 from .yamlsrc import Fields, load
 
-PROJECT = Path(__file__).resolve().parent.parent
-IMAGES_DIR = Path(os.environ.get("KLP_HARNESS_IMAGES", PROJECT / "images"))
-KCONFIG_DIR = IMAGES_DIR / "kconfig"
-BUILD_FIGURES = IMAGES_DIR / "build-figures.json"   # see buildfigures
+PROJECT = paths.PROJECT   # an alias: tests take the project's root from here
 DEFAULT_IMAGE = "linux-7.3"
 # The code that decides what an image contains is one of its inputs: change it, and images
 # are rebuilt rather than trusted. (The kernel build has its own stamp; see kernelbuild.)
@@ -352,7 +351,7 @@ class _DebianPackageBuild(_Build):
         release = _kernel_release(pkgs)
         form = kernelfile.make_bootable(_kernel_file(pkgs, release, "vmlinuz"),
                                         out / "kernel")
-        cache.progress(f"kernel {release}: {form}")
+        progress(f"kernel {release}: {form}")
         shutil.copy(_kernel_file(pkgs, release, "config"), out / "config")
         kbuild = _keep_kbuild(pkgs, out / "kbuild", release)
         try:   # before fetching the big source package

@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives import serialization
 
 from . import hosttools, phases, sshkey
 from .errors import BuildError
+from .paths import GUEST_FILES
 
-GUEST_FILES = Path(__file__).resolve().parent.parent / "images" / "guest"
 LIB_DIRS = ("lib/*-linux-gnu*", "usr/lib/*-linux-gnu*", "lib64", "lib", "usr/lib")
 # Debian systems have a merged /usr (/bin is /usr/bin), so scripts name a program by either
 # path (the selftests run /bin/stat; coreutils installs /usr/bin/stat). Without the twin

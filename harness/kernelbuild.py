@@ -30,6 +30,7 @@ from . import buildfigures, cache, hosttools, kconfig, klporig, phases
 from .errors import KernelBuildError
 from . import kernelsource
 from .kernelsource import KernelSource
+from .log import progress
 
 STAMP = "klp-harness-stamp"
 PROGRESS_EVERY = 20.0   # seconds between progress lines of a running build
@@ -123,7 +124,7 @@ def _copy_source(source: KernelSource, build_dir: Path) -> None:
     build of another config there is incremental, like an O= dir's."""
     if (build_dir / "Makefile").exists():
         return
-    cache.progress(f"copying the kernel source {source.tree} to {build_dir} (in-tree build)")
+    progress(f"copying the kernel source {source.tree} to {build_dir} (in-tree build)")
     if not kernelsource.copy_tree(source.tree, build_dir):
         raise KernelBuildError(f"copying the kernel source {source.tree} to {build_dir}")
 
@@ -314,7 +315,7 @@ class _Progress:
             if self.full and self.figures:
                 said += (f", about {self.figures.eta(_running.count, buildfigures.cores()) / 60:.0f}"
                          f" min with {max(_running.count, 1)} build(s) on {buildfigures.cores()} cores")
-        cache.progress(f"{self.what}: started{said}")
+        progress(f"{self.what}: started{said}")
         self._thread.start()
 
     def line(self, line: str) -> None:
@@ -336,7 +337,7 @@ class _Progress:
 
     def _report(self) -> None:
         while not self._done.wait(PROGRESS_EVERY):
-            cache.progress(f"{self.what}: {self.status(time.monotonic() - self.started)}, "
+            progress(f"{self.what}: {self.status(time.monotonic() - self.started)}, "
                            f"at {self.last}")
 
     def stop(self, ok: bool) -> None:
@@ -346,5 +347,5 @@ class _Progress:
                 known = self._known()
                 known[self.key] = self.count
                 cache.write_whole(self.totals, json.dumps(known, indent=1) + "\n")
-        cache.progress(f"{self.what}: {'done' if ok else 'FAILED'} after "
+        progress(f"{self.what}: {'done' if ok else 'FAILED'} after "
                        f"{time.monotonic() - self.started:.0f}s ({self.count} steps)")

@@ -19,6 +19,7 @@ from typing import Tuple
 
 from . import cache, debian, phases
 from .errors import BuildError, HarnessError
+from .log import progress
 
 SELFTESTS = "tools/testing/selftests/livepatch"   # in the kernel source and in the image
 
@@ -71,7 +72,7 @@ def debian_package(package: str, suite: str, mirror) -> KernelSource:
         if len(tarballs) != 1:
             raise BuildError(f"{package} from {suite} holds {len(tarballs)} source tarballs, "
                              "expected one", log)
-        cache.progress(f"unpacking {tarballs[0].name} (about 15 s)")
+        progress(f"unpacking {tarballs[0].name} (about 15 s)")
         (out / "tree").mkdir()
         phases.run(["tar", "-xf", str(tarballs[0]), "-C", str(out / "tree"),
                         "--strip-components=1"], check=True)

@@ -30,6 +30,7 @@ from . import arch as archmod
 from . import cache, hosttools, kernelbuild, kernelsource, klporig, phases
 from .errors import HarnessError
 from .image import Image
+from .log import progress
 from .skips import Skip
 
 SCRIPT = "scripts/livepatch/klp-build"
@@ -213,7 +214,7 @@ class Workspace:
         (the patches still applied) left a marker: such a tree is made anew, never
         trusted."""
         if (self.dir / "running").exists():
-            cache.progress(f"klp-build workspace {self.dir}: a run died in it; making it anew")
+            progress(f"klp-build workspace {self.dir}: a run died in it; making it anew")
             shutil.rmtree(self.dir)
         if self.dir.exists():
             return
@@ -236,7 +237,7 @@ class Workspace:
         else:
             shutil.copy(self.image.kbuild_dir / ".config", tmp / "tree" / ".config")
         tmp.rename(self.dir)
-        cache.progress(f"klp-build workspace for {self.image.name} {self.image.arch}: the "
+        progress(f"klp-build workspace for {self.image.name} {self.image.arch}: the "
                        + ("image's kernel build (klp-build's original build)" if shared
                           else "kernel source")
                        + f" copied to {self.dir} in {time.monotonic() - started:.0f}s")
@@ -315,7 +316,7 @@ class _Progress:
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._report, daemon=True)
         self._total = 0
-        cache.progress(f"{what}: " + ("restarting at the patched build (the original build "
+        progress(f"{what}: " + ("restarting at the patched build (the original build "
                                       "is kept)" if orig_done else
                                       "first run for this image: the original kernel is built "
                                       "once, with function sections"))
@@ -326,7 +327,7 @@ class _Progress:
     def line(self, line: str) -> None:
         if any(line.startswith(s) for s in STEPS) or line == "SUCCESS":
             now = time.monotonic()
-            cache.progress(f"{self.what}: {line} (at {now - self.started:.0f}s)")
+            progress(f"{self.what}: {line} (at {now - self.started:.0f}s)")
             self.step, self.step_started = line, now
 
     def _report(self) -> None:
@@ -336,7 +337,7 @@ class _Progress:
                     self._total = _objects(self.kbuild_dir)
                 done = _objects(self.tree)
                 elapsed = time.monotonic() - self.step_started
-                cache.progress(f"{self.what}: original kernel {done} of ~{self._total} "
+                progress(f"{self.what}: original kernel {done} of ~{self._total} "
                                f"objects, {elapsed:.0f}s"
                                f"{kernelbuild.time_left(done, self._total, elapsed)}")
 

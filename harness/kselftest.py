@@ -27,11 +27,10 @@ from .guest import Guest
 from .image import Image
 from .kernelsource import SELFTESTS
 from .outcome import Status
+from .paths import WORKDIR
 
-# Our scenarios of upstream's cases: their known failures judge the scripts too.
-PARITY_SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios" / "parity"
 SUITE = "livepatch"                               # runner.sh names tests "selftests: livepatch: X"
-GUEST_DIR = "/root/kselftest-livepatch"
+GUEST_DIR = f"{WORKDIR}/kselftest-livepatch"
 GUEST_ARCHIVE = "/tmp/kselftest-livepatch.tar"
 SKIP_STATUS = 4
 TIMEOUT_STATUS = 124        # coreutils timeout's, as runner.sh reads it

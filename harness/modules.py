@@ -8,7 +8,6 @@ DIR``: a distribution's livepatches), which are checked against the kernel's rel
 """
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,10 +17,10 @@ from typing import Dict, Iterable, List, Optional, Set
 from . import arch as archmod
 from . import buildroot, cache, hosttools, kernelbuild, phases
 from .errors import BuildError, HarnessError, ModuleBuildError
-from .image import PROJECT, Image, module_name, recipe_path
+from .image import Image, module_name, recipe_path
 from .mirror import debian_mirror
+from .paths import OUR_MODULES
 
-OUR_MODULES = Path(os.environ.get("KLP_HARNESS_MODULES", PROJECT / "scenarios" / "modules"))
 SOURCE_SUFFIXES = (".c", ".h")
 
 

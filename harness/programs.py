@@ -15,10 +15,10 @@ from typing import Dict
 from . import arch as archmod
 from . import cache, hosttools, phases
 from .errors import BuildError
-from .image import PROJECT, Image
+from .image import Image
 from .kernelsource import SELFTESTS
+from .paths import OUR_PROGRAMS
 
-OUR_PROGRAMS = PROJECT / "scenarios" / "programs"
 SOURCE_SUFFIXES = (".c", ".h")
 CFLAGS = ("-static", "-O2")
 

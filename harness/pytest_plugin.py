@@ -22,11 +22,13 @@ from typing import List, Optional, Tuple
 
 import pytest
 
-from . import arch as archmod, cache, external, image as imagemod, klpbuild, options
+from . import arch as archmod, external, image as imagemod, klpbuild, options
 from . import pool as poolmod, report
 from .errors import HarnessError, InputError
 from .livetest import LiveTest
+from .log import LOG, LOG_FORMAT
 from .outcome import Outcome, Status
+from .paths import in_module_sources, topics as scenario_topics
 from .scenario import Scenario
 from .artifacts import new_run_id
 from .report import summary
@@ -111,9 +113,7 @@ def pytest_configure(config):
                             "for A itself; built with the session's images, in parallel")
     for a in archmod.NAMES:
         config.addinivalue_line("markers", f"{a}: runs on the {a} guest")
-    scenarios = imagemod.PROJECT / "scenarios"
-    topics = {d.name for d in scenarios.rglob("*") if d.is_dir() and "modules" not in d.parts}
-    for topic in sorted(topics):
+    for topic in sorted(scenario_topics()):
         config.addinivalue_line("markers", f"{_marker(topic)}: scenarios under a {topic}/ directory")
     config.addinivalue_line("markers", "external: the generic check of livepatch modules given "
                             "with --ko-dir, or built from patches")
@@ -127,8 +127,8 @@ def pytest_configure(config):
     config.stash[_OUTCOMES] = results.outcomes
     config.stash[_DURATIONS] = results.durations
     handler = _TerminalHandler(config)
-    cache.LOG.addHandler(handler)
-    cache.LOG.setLevel(logging.INFO)
+    LOG.addHandler(handler)
+    LOG.setLevel(logging.INFO)
     config.stash[_HANDLER] = handler
 
 
@@ -142,7 +142,7 @@ class _TerminalHandler(logging.Handler):
     def __init__(self, config):
         super().__init__(logging.INFO)
         self.config = config
-        self.setFormatter(cache.LOG_FORMAT)
+        self.setFormatter(LOG_FORMAT)
 
     def emit(self, record: logging.LogRecord) -> None:
         _show(self.config, self.format(record))
@@ -190,7 +190,7 @@ def pytest_sessionfinish(session):
 
 def pytest_unconfigure(config):
     if _HANDLER in config.stash:
-        cache.LOG.removeHandler(config.stash[_HANDLER])
+        LOG.removeHandler(config.stash[_HANDLER])
     if _SESSION in config.stash:
         config.stash[_SESSION].close()
 
@@ -199,7 +199,7 @@ def pytest_unconfigure(config):
 
 def pytest_collect_file(file_path: Path, parent):
     if file_path.suffix == ".yaml" and "scenarios" in file_path.parts \
-            and "modules" not in file_path.parts:
+            and not in_module_sources(file_path):
         return ScenarioFile.from_parent(parent, path=file_path)
     return None
 

@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Dict, List
 
 from . import skipsummary
-from .image import PROJECT, Image
+from .image import Image
 from .outcome import Outcome, Status
+from .paths import PROJECT
 
 COLOURS = {Status.PASS: "#b7e1b0", Status.FAIL: "#f4a6a6", Status.SKIP: "#e0e0e0",
            Status.XFAIL: "#f6d89a"}

@@ -22,13 +22,13 @@ from .guest import COMMAND_TIMEOUT, Guest
 from .livepatch import SYSFS
 from .modules import ModuleCatalog
 from .outcome import Outcome, Status
+from .paths import WORKDIR   # modules are pushed to WORKDIR/test_modules/
 from .scenario import (DEFAULT_LOG_IGNORE, LogExpectation, Scenario, Step, load_error_text,
                        substitute)
 from .skips import Skip
 
 STEP_TIMEOUT = 30.0   # seconds for a wait, at x86_64 TCG speed; scaled per machine
 DYNDBG = "/sys/kernel/debug/dynamic_debug/control"
-WORKDIR = "/root"                   # modules are pushed to WORKDIR/test_modules/
 FTRACE_ENABLED = "/proc/sys/kernel/ftrace_enabled"
 TRACING = "/sys/kernel/tracing"
 

@@ -19,6 +19,7 @@ from . import arch as archmod
 from .errors import HarnessError, ScenarioError, ScenarioErrors
 from .klpbuild import NAME as LIVEPATCH_NAME, LivepatchSource, check_patches
 from .kernelsource import version_tuple
+from .paths import in_module_sources
 from .shadow import COUNT_EXPECTATION
 from .yamlsrc import Fields, Node, load
 
@@ -637,7 +638,7 @@ def discover(paths: List[Path]) -> List[Path]:
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            here = sorted(x for x in p.rglob("*.yaml") if "modules" not in x.parts)
+            here = sorted(x for x in p.rglob("*.yaml") if not in_module_sources(x))
             if not here:   # a typo'd or empty dir must not pass as "0 failed"
                 raise ScenarioError(p, None, None, "no scenario files (*.yaml) in this "
                                     "directory: check the path")

@@ -13,7 +13,8 @@ import queue
 import threading
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
 
-from . import cache, pool as poolmod
+from . import pool as poolmod
+from .log import LOG
 from .outcome import Outcome, Status
 from .scenario import Scenario
 
@@ -74,7 +75,7 @@ class Scheduler:
         everything = [self.results[a][i] for a in self.arches for i in sorted(self.results[a])]
         if self.stop.is_set():
             for e in self.errors:   # an arch's trouble while the run was being stopped
-                cache.LOG.info(f"while stopping: {type(e).__name__}: {e}")
+                LOG.info(f"while stopping: {type(e).__name__}: {e}")
             raise RunInterrupted(everything)
         if self.errors:
             raise self.errors[0]

@@ -17,9 +17,9 @@ from typing import Callable, Dict, List, Optional, Sequence
 from . import applicability, artifacts, image as imagemod, klpbuild, phases, report, runner
 from . import pool as poolmod
 from .archstate import ArchState
-from .cache import LOG
 from .errors import BootError, HarnessError, WaitTimeout
 from .guest import Guest
+from .log import LOG
 from .machine import Machine, host_load
 from .modules import ModuleCatalog
 from .options import Options

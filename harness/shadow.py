@@ -19,9 +19,10 @@ from typing import Dict, List, Union
 from . import livepatch, modules
 from .errors import HarnessError
 from .guest import Guest
-from .image import PROJECT, Image
+from .image import Image
+from .paths import GUEST_MODULES, WORKDIR
 
-SOURCES = PROJECT / "harness" / "guest_modules"
+SOURCES = GUEST_MODULES
 MODULE = "klp_shadow_counter"
 DEBUGFS = f"/sys/kernel/debug/{MODULE}"
 SYMBOLS = ("klp_shadow_hash", "klp_shadow_lock")
@@ -88,7 +89,7 @@ class ShadowCounter:
                                      f"without CONFIG_LIVEPATCH, or before 4.15)")
         if set(addresses.values()) == {"0" * len(addresses[SYMBOLS[0]])}:
             raise CounterUnavailable("/proc/kallsyms hides addresses (kptr_restrict)")
-        remote = f"/root/{MODULE}.ko"
+        remote = f"{WORKDIR}/{MODULE}.ko"
         guest.push(module, remote)
         result = livepatch.load(guest, remote, {"hash_addr": f"0x{addresses['klp_shadow_hash']}",
                                                 "lock_addr": f"0x{addresses['klp_shadow_lock']}"},

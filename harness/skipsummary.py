@@ -18,14 +18,13 @@ from typing import TYPE_CHECKING, Dict, FrozenSet, List, Optional, Sequence, Tup
 
 from . import arch as archmod, image as imagemod, kconfig
 from .errors import HarnessError
+from .paths import IMAGES_DIR, PROJECT, SCENARIOS
 from .scenario import discover
 from .outcome import Status
 from .skips import Skip, unexplained
 
 if TYPE_CHECKING:
     from .outcome import Outcome
-
-SCENARIOS = imagemod.PROJECT / "scenarios"
 
 
 @dataclass(frozen=True)
@@ -109,8 +108,7 @@ def collapse(files: Sequence[Path], root: Path) -> List[Path]:
 
 def _shown(path: Path) -> str:
     """A path as ./klp (at the top of the project) takes it."""
-    return str(path.relative_to(imagemod.PROJECT)) if path.is_relative_to(
-        imagemod.PROJECT) else str(path)
+    return str(path.relative_to(PROJECT)) if path.is_relative_to(PROJECT) else str(path)
 
 
 class Recipes:
@@ -124,7 +122,7 @@ class Recipes:
     def recipes(self) -> List[imagemod.Recipe]:
         if self._recipes is None:
             self._recipes = []
-            for path in sorted(imagemod.IMAGES_DIR.glob("*.yaml")):
+            for path in sorted(IMAGES_DIR.glob("*.yaml")):
                 try:
                     self._recipes.append(imagemod.Recipe.load(path))
                 except HarnessError:   # a broken recipe is its own run's error, not ours
