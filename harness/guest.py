@@ -16,30 +16,32 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Optional, Protocol, Union
+from typing import List, Optional, Protocol, Union
 
 import paramiko
 
 from . import kmsg
 from .console import connect_unix
 from .errors import BootError, GuestCommandError, WaitTimeout
-
-if TYPE_CHECKING:
-    from .machine import Machine
+from .sshkey import RunKey
 
 # Seconds a guest command may run unless its caller says (scaled per machine).
 COMMAND_TIMEOUT = 60.0
 
 
 class GuestHost(Protocol):
-    """All a Guest needs of the machine it runs on (machine.Machine is one)."""
+    """All a Guest needs of the machine it runs on (machine.Machine is one); the guest
+    module does not know Machine (tests/unit/test_guest_host.py holds it to this)."""
     scale: float                  # how much slower than x86_64 TCG: scales every timeout
     ssh_socket: Path              # the UNIX socket joined to the guest's SSH port
     ssh_log: Path                 # where paramiko's records of the connection go
+    host_key: str                 # "ssh-ed25519 AAAA...": the only key the guest may show
+    key: RunKey                   # the run's key: its private half logs in
 
     def alive(self) -> bool: ...                      # QEMU still runs
     def check_alive(self) -> None: ...                # raise the panic or QEMU's exit
     def connection_lost(self, during: str) -> None: ...   # raise why SSH dropped
+    def unresponsive(self, during: str, waited: float) -> None: ...   # raise; QEMU ended
     def panicked(self) -> bool: ...                   # the console showed a panic
 
 # The name the guest's host key is filed under: there is no address, only a serial port.
@@ -83,7 +85,7 @@ class Guest:
         return self.machine.panicked()
 
     @classmethod
-    def connect(cls, machine: "Machine", timeout: float) -> "Guest":
+    def connect(cls, machine: GuestHost, timeout: float) -> "Guest":
         """SSH over the guest's virtio serial port; the host key must be the image's.
 
         The port is one byte stream with one sshd behind it, so there is one attempt, with
@@ -94,7 +96,7 @@ class Guest:
         machine.check_alive()
         sock = connect_unix(machine.ssh_socket, timeout, machine.alive)
         client = paramiko.SSHClient()
-        keytype, keydata = machine.image.host_key.split()[:2]
+        keytype, keydata = machine.host_key.split()[:2]
         client.get_host_keys().add(GUEST_HOST, keytype,
                                    paramiko.PKey.from_type_string(keytype, base64.b64decode(keydata)))
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
@@ -280,7 +282,7 @@ def ssh_log_note(machine: GuestHost) -> str:
     return f" (the SSH client's log: {machine.ssh_log})" if machine.ssh_log.exists() else ""
 
 
-def ssh_awaited(machine: "Machine") -> str:
+def ssh_awaited(machine: GuestHost) -> str:
     """What a wait for the guest's SSH waits for, in a timeout's message."""
     return f"SSH over the guest's virtio serial port ({machine.ssh_socket}) to answer"
 

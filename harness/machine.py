@@ -147,6 +147,11 @@ class Machine:
         self.shutdown()
 
     @property
+    def host_key(self) -> str:
+        """The public key of the guest's sshd, as the image was made with it."""
+        return self.image.host_key
+
+    @property
     def scale(self) -> float:
         """How much longer than x86_64 under TCG on an idle host this guest's waits may take:
         the arch's and accelerator's factor, times the host's load as the wait begins."""

@@ -95,7 +95,7 @@ def test_paramikos_tracebacks_of_a_failed_handshake_go_to_the_ssh_log_not_the_te
     host_key = paramiko.RSAKey.generate(1024)
     machine = SimpleNamespace(
         ssh_socket=tmp_path / "ssh", ssh_log=tmp_path / "ssh.log",
-        image=SimpleNamespace(host_key=f"ssh-rsa {host_key.get_base64()}"),
+        host_key=f"ssh-rsa {host_key.get_base64()}",
         key=SimpleNamespace(private=host_key), alive=lambda: True, check_alive=lambda: None)
     server, held = _silent_server(machine.ssh_socket)
     caplog.set_level(logging.DEBUG)   # as a user's `--log-level` would: root sees everything
