@@ -121,8 +121,8 @@ def wait_value(guest: Guest, path: str, value: str, timeout: float) -> None:
                     timeout, f"{path} to read {value!r}", "tasks")
     except WaitTimeout as e:
         shows = guest.run(f"cat {q} 2>&1").stdout.strip() or "(nothing)"
-        raise WaitTimeout(f"{path} to read {value!r} (it shows {shows!r})",
-                          e.timeout, str(e).partition("last seen: ")[2]) from None
+        raise WaitTimeout(f"{path} to read {value!r} (it shows {shows!r})", e.timeout,
+                          e.seen) from None
 
 
 def wait_unused(guest: Guest, module: str, timeout: float) -> None:

@@ -87,8 +87,7 @@ class LiveTest:
         try:
             step = SCENARIO_STEP_PARSER(Path(caller.filename), spec, caller.lineno, self._steps)
         except ScenarioError as e:   # name the test's line, not only the file
-            raise ScenarioError(caller.filename, caller.lineno, e.field,
-                                str(e).split(": ", 2)[-1]) from None
+            raise ScenarioError(caller.filename, caller.lineno, e.field, e.message) from None
         self.runner.run_step(step, self._steps, Path(caller.filename), self._begin)
         self._steps += 1
 
