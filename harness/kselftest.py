@@ -244,8 +244,9 @@ def run_script(guest: Guest, script: str, limit: int) -> ScriptResult:
 def clean_up(guest: Guest, test_modules: List[str]) -> List[str]:
     """After a failed script: disable its patches and unload its modules, so that one
     failure does not fail the scripts after it."""
-    return (livepatch.cleanup(guest, CLEANUP_TIMEOUT)
-            + livepatch.unload_modules(guest, test_modules))
+    notes = livepatch.cleanup(guest, CLEANUP_TIMEOUT) + livepatch.unload_modules(guest,
+                                                                                  test_modules)
+    return [n.text for n in notes]
 
 
 def planned_cases(script_text: str) -> List[str]:

@@ -166,12 +166,19 @@ def loaded_modules(guest: Guest) -> List[str]:
     return [line.split()[0] for line in guest.run("cat /proc/modules").stdout.splitlines()]
 
 
-class Lasting(str):
-    """A clean-up note of a change that stays (a forced patch, whose module the kernel
-    never lets go; a module that would not unload): the guest is unlike a fresh one."""
+@dataclass(frozen=True)
+class CleanupNote:
+    """What a clean-up did. ``lasting``: a change that stays (a forced patch, whose module
+    the kernel never lets go; a module that would not unload): the guest is unlike a fresh
+    one, and is not given to the next scenario."""
+    text: str
+    lasting: bool = False
+
+    def __str__(self) -> str:
+        return self.text
 
 
-def cleanup(guest: Guest, timeout: float) -> List[str]:
+def cleanup(guest: Guest, timeout: float) -> List[CleanupNote]:
     """Disable every enabled patch and unload livepatch modules; return what was done.
 
     Used after a scenario, failed or not, so one failure does not cascade into the next.
@@ -184,21 +191,23 @@ def cleanup(guest: Guest, timeout: float) -> List[str]:
         stalled = patch.attrs.get("transition") == "1"
         if patch.attrs.get("enabled") == "1":
             set_enabled(guest, name, False, check=False)
-            done.append(f"disabled {name}" + (" (its stalled patching transition reversed)"
-                                              if stalled else ""))
+            done.append(CleanupNote(f"disabled {name}" + (
+                " (its stalled patching transition reversed)" if stalled else "")))
         try:
             wait_gone(guest, name, timeout)
         except WaitTimeout as e:
             guest.run(f"echo 1 > {SYSFS}/{name}/force", check=False)
-            done.append(Lasting(f"forced {name}: its unpatching transition stalled ({e})"))
+            done.append(CleanupNote(f"forced {name}: its unpatching transition stalled "
+                                    f"({e})", lasting=True))
             try:
                 wait_gone(guest, name, timeout)
             except WaitTimeout:
-                done.append(Lasting(f"{name} still present after disable and force"))
+                done.append(CleanupNote(f"{name} still present after disable and force",
+                                        lasting=True))
     return done
 
 
-def unload_modules(guest: Guest, modules: List[str]) -> List[str]:
+def unload_modules(guest: Guest, modules: List[str]) -> List[CleanupNote]:
     """rmmod those of ``modules`` still loaded (after ``cleanup``); return what was done.
     A second round takes the targets a patch unloaded in the first still held."""
     done = []
@@ -208,9 +217,10 @@ def unload_modules(guest: Guest, modules: List[str]) -> List[str]:
         for name in [m for m in modules if m in loaded]:
             result = unload(guest, name, check=False)
             if result.ok:
-                done.append(f"unloaded {name}")
+                done.append(CleanupNote(f"unloaded {name}"))
                 loaded.discard(name)
             else:
                 errors[name] = result.stderr.strip()
-    return done + [Lasting(f"could not unload {m}" + (f": {errors[m]}" if errors.get(m) else ""))
+    return done + [CleanupNote(f"could not unload {m}" + (f": {errors[m]}" if errors.get(m)
+                                                          else ""), lasting=True)
                    for m in modules if m in loaded]

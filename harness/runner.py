@@ -172,10 +172,11 @@ class Runner:
             outcome.kmsg = kmsg.text(records)
             if outcome.status == Status.FAIL:
                 outcome.sysfs = livepatch.snapshot(self.guest)
-            outcome.cleanup = self._cleanup()
+            notes = self._cleanup()
+            outcome.cleanup = [n.text for n in notes]
             # A forced patch's module can never be unloaded (the kernel keeps its
             # reference): the next scenario must not meet it, so the guest is replaced.
-            unclean = [c for c in outcome.cleanup if isinstance(c, livepatch.Lasting)]
+            unclean = [n.text for n in notes if n.lasting]
             # After a report the kernel is not what the next scenario should meet: lockdep
             # and KASAN turn themselves off after their first, lockups and leaks taint it.
             found = splat.find(records)
@@ -415,11 +416,11 @@ class Runner:
             self._pushed[module] = push_module(self.guest, self.catalog, module)
         return self._pushed[module]
 
-    def _cleanup(self) -> List[str]:
+    def _cleanup(self) -> List[livepatch.CleanupNote]:
         done = []
         jobs = self.guest.run("j=$(jobs -p); [ -n \"$j\" ] && kill $j 2>/dev/null; echo $j").stdout
         if jobs.strip():
-            done.append(f"stopped background jobs {jobs.strip()}")
+            done.append(livepatch.CleanupNote(f"stopped background jobs {jobs.strip()}"))
         done += livepatch.cleanup(self.guest, STEP_TIMEOUT)
         done += livepatch.unload_modules(self.guest, list(reversed(self._loaded)))
         self._loaded = []

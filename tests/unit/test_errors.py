@@ -84,3 +84,10 @@ def test_a_wait_for_a_value_says_what_the_file_shows_and_keeps_what_was_seen():
     assert info.value.seen == "tasks:\n== 1/1 sh patch_state=0"
     assert info.value.timeout == 3
 
+
+def test_a_cleanup_note_says_whether_its_change_lasts():
+    guest = FakeGuest([(r"^cat /proc/modules$", (0, "klp_a 16384 0 - Live\n", "")),
+                       (r"rmmod", (1, "", "in use"))])
+    [note] = livepatch.unload_modules(guest, ["klp_a"])
+    assert (note.text, note.lasting, str(note)) == ("could not unload klp_a: in use", True,
+                                                    "could not unload klp_a: in use")

@@ -10,7 +10,7 @@ import pytest
 
 from harness import kmsg
 from harness.guest import Result
-from harness.outcome import verdict
+from harness.outcome import Outcome, Status, verdict
 from harness.runner import Runner
 from harness.scenario import Scenario
 
@@ -244,9 +244,17 @@ def test_a_module_that_will_not_unload_leaves_the_guest_unclean():
                        (r"rmmod .*klp_b", (1, "", "rmmod: ERROR: Module klp_b is in use")),
                        (r"rmmod", (0, "", ""))])
     notes = livepatch.unload_modules(guest, ["klp_a", "klp_b"])
-    assert notes == ["unloaded klp_a", "could not unload klp_b: rmmod: ERROR: Module klp_b "
-                                       "is in use"]
-    assert [isinstance(n, livepatch.Lasting) for n in notes] == [False, True]
+    assert notes == [livepatch.CleanupNote("unloaded klp_a"),
+                     livepatch.CleanupNote("could not unload klp_b: rmmod: ERROR: Module klp_b "
+                                           "is in use", lasting=True)]
+    # The runner's end: every note in the outcome's clean-up, the lasting one as unclean.
+    runner = Runner(guest, catalog=None, arch="x86_64")
+    runner._loaded = ["klp_b", "klp_a"]
+    outcome = Outcome("s", "x86_64", Status.PASS)
+    runner.end(outcome, -1, {})
+    assert outcome.cleanup == ["unloaded klp_a", "could not unload klp_b: rmmod: ERROR: Module "
+                                                 "klp_b is in use"]
+    assert outcome.unclean == "could not unload klp_b: rmmod: ERROR: Module klp_b is in use"
 
 
 def test_a_skip_decided_in_the_guest_carries_its_cause_without_the_step(tmp_path):
