@@ -40,7 +40,7 @@ class ArchState:
         """Build (or find cached) what ``arch``'s guests need under ``options``."""
         profile = archmod.get(arch)
         image = imagemod.build(options.image, arch, options.mirror, options.kernel_tree,
-                               options.build_dir)
+                               options.build_dir, options.kernel_patches)
         with phases.phase(f"modules {arch}"):
             catalog = ModuleCatalog(image, options.module_dirs, options.ko_dirs)
             helpers = programs.guest_programs(image)

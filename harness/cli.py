@@ -59,9 +59,11 @@ def cmd_setup(args) -> int:
 
 
 def cmd_images_build(args) -> int:
-    built = imagemod.build_all(args.image, _arches(args), args.mirror, args.kernel_tree)
+    imagemod.patched_source(args.image, args.kernel_patch, args.mirror)   # applies? first
+    built = imagemod.build_all(args.image, _arches(args), args.mirror, args.kernel_tree,
+                               args.kernel_patch)
     for a, img in built.items():
-        print(f"{img.name} {a}: {img.dir} (kernel {img.kernel_release})")
+        print(f"{img.name} {a}: {img.dir} (kernel {img.kernel_name})")
     return 0
 
 
@@ -106,6 +108,7 @@ def cmd_run(args) -> int:
     files += external.write_scenarios(args.ko_dir, Path(args.artifacts))
     scenarios = [Scenario.load(path) for path in files]   # all validated before anything boots
     scenarios += external.livepatch_checks(scenarios, Path(args.artifacts))
+    imagemod.patched_source(args.image, args.kernel_patch, args.mirror)   # applies? first
     session = Session(_options(args))
 
     def show(outcome) -> None:
@@ -143,6 +146,7 @@ def cmd_run(args) -> int:
 def cmd_kselftest(args) -> int:
     """Upstream's livepatch selftest scripts on each arch's guest: KTAP on stdout, wall
     times on stderr, KTAP and every script's output under <artifacts>/kselftest/<arch>/."""
+    imagemod.patched_source(args.image, args.kernel_patch, args.mirror)   # applies? first
     session = Session(_options(args))
     all_ok = True
     try:
@@ -250,6 +254,7 @@ def _add_images(sub) -> None:
         dest="images_command", required=True)
     s = images.add_parser("build", help="build (or find cached) images")
     _common(s)
+    options.add_to_parser(s, options.pick("kernel_patch"))
     s.set_defaults(func=cmd_images_build)
     s = images.add_parser("figures", help="measure an image's kernel builds (building them "
                                           "if need be) into images/build-figures.json, "
@@ -270,7 +275,8 @@ def _add_run(sub) -> None:
     _common(s)
     _machine_opts(s)
     # Every option the pytest plugin has: the two run the same scenarios.
-    options.add_to_parser(s, options.pick("artifacts", "ko_dir", "modules", "pool"))
+    options.add_to_parser(s, options.pick("artifacts", "ko_dir", "modules", "pool",
+                                          "kernel_patch"))
     s.add_argument("--serial", action="store_true",
                    help="one architecture after the other (default: one thread per arch)")
     s.add_argument("scenarios", nargs="*", help="scenario files or directories "
@@ -283,7 +289,7 @@ def _add_kselftest(sub) -> None:
                                          "scripts unmodified in the guest; print KTAP")
     _common(s)
     _machine_opts(s)
-    options.add_to_parser(s, options.pick("artifacts"))
+    options.add_to_parser(s, options.pick("artifacts", "kernel_patch"))
     s.set_defaults(func=cmd_kselftest)
 
 

@@ -20,12 +20,12 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from . import arch as archmod
 from . import buildroot, cache, debian, hosttools, initramfs, kernelbuild, kernelfile
 from . import buildfigures, kernelsource, klporig, paths, phases
-from .errors import BuildError, KernelBuildError, RecipeError, UnsupportedArch
+from .errors import BuildError, HarnessError, KernelBuildError, RecipeError, UnsupportedArch
 from .log import progress
 from .mirror import debian_mirror
 from .paths import BUILD_FIGURES, IMAGES_DIR, KCONFIG_DIR
@@ -160,6 +160,14 @@ class Image:
     cmdline: List[str] = field(default_factory=list)
     toolchain: Optional[buildroot.Toolchain] = None   # a distribution kernel's compiler
     packages: Dict[str, str] = field(default_factory=dict)   # its packages: name -> version
+    kernel_patches: List[str] = field(default_factory=list)  # --kernel-patch files applied
+
+    @property
+    def kernel_name(self) -> str:
+        """The kernel's release, and the patches built into it if any: how a run names it
+        (the summary's kernels, JUnit, failure.txt, versions.json)."""
+        return self.kernel_release + (f" + {', '.join(self.kernel_patches)}"
+                                      if self.kernel_patches else "")
 
     @property
     def kernel(self) -> Path:
@@ -186,7 +194,7 @@ class Image:
                    selftest_modules=path / m["selftest_modules"] if m["selftest_modules"] else None,
                    cmdline=m.get("cmdline", []),
                    toolchain=buildroot.Toolchain.from_json(m.get("toolchain")),
-                   packages=m.get("packages", {}))
+                   packages=m.get("packages", {}), kernel_patches=m.get("kernel_patches", []))
 
 
 def input_hash(recipe: Recipe, arch: str) -> str:
@@ -198,10 +206,12 @@ def input_hash(recipe: Recipe, arch: str) -> str:
 
 
 def build(name: str = DEFAULT_IMAGE, arch: str = "x86_64", mirror: Optional[str] = None,
-          kernel_tree: Optional[Path] = None, build_dir: Optional[Path] = None) -> Image:
+          kernel_tree: Optional[Path] = None, build_dir: Optional[Path] = None,
+          kernel_patches: Sequence[Path] = ()) -> Image:
     """The image ``name`` for ``arch``, built now if the cache does not have it yet.
     ``kernel_tree`` replaces the recipe's kernel source with a local tree; ``build_dir``
-    is the kernel's build dir instead of the one kept in the cache for that tree."""
+    is the kernel's build dir instead of the one kept in the cache for that tree;
+    ``kernel_patches`` are applied to the recipe's kernel source (an image of its own)."""
     recipe = Recipe.load(recipe_path(name))
     profile = archmod.get(arch)
     if arch not in recipe.arches:
@@ -214,8 +224,9 @@ def build(name: str = DEFAULT_IMAGE, arch: str = "x86_64", mirror: Optional[str]
         raise RecipeError(recipe.path, recipe_line(recipe, "kernel"), "kernel",
                           f"image '{name}' boots a distribution kernel package; --kernel-tree "
                           f"needs an image built from source (e.g. --image {DEFAULT_IMAGE})")
+    check_kernel_patches(recipe, kernel_tree, kernel_patches)
     builder = BUILDERS[recipe.kernel["from"]](recipe, profile, lambda: debian_mirror(mirror),
-                                               kernel_tree, build_dir)
+                                               kernel_tree, build_dir, kernel_patches)
     builder.check_livepatch_arch()
     for program, package in hosttools.needed_for([arch], recipe.builds_kernel).items():
         hosttools.require(program, package, f"to build and boot {arch} images")
@@ -232,14 +243,44 @@ def build(name: str = DEFAULT_IMAGE, arch: str = "x86_64", mirror: Optional[str]
     return image
 
 
+def check_kernel_patches(recipe: Recipe, kernel_tree: Optional[Path],
+                        kernel_patches: Sequence[Path]) -> None:
+    """--kernel-patch applies to the recipe's own kernel source: refused for a
+    distribution kernel and beside --kernel-tree (a tree of one's own takes the change)."""
+    if not kernel_patches:
+        return
+    if not recipe.builds_kernel:
+        raise RecipeError(recipe.path, recipe_line(recipe, "kernel"), "kernel",
+                          f"image '{recipe.name}' boots a distribution kernel package; "
+                          f"--kernel-patch needs an image built from source (e.g. --image "
+                          f"{DEFAULT_IMAGE})")
+    if kernel_tree is not None:
+        raise HarnessError("--kernel-patch applies to the recipe's kernel source; with "
+                           "--kernel-tree, commit or apply the change in that tree instead")
+
+
+def patched_source(name: str, kernel_patches: Sequence[Path],
+                   mirror: Optional[str] = None) -> None:
+    """Apply ``kernel_patches`` to image ``name``'s kernel source now (once, cached): a
+    patch that does not apply is an error naming its hunk before any build starts."""
+    recipe = Recipe.load(recipe_path(name))
+    check_kernel_patches(recipe, None, kernel_patches)
+    if kernel_patches:
+        k = recipe.kernel
+        kernelsource.patched(kernelsource.debian_package(
+            k["package"], k["suite"], lambda: debian_mirror(mirror)), kernel_patches)
+
+
 def build_all(name: str, arches: List[str], mirror: Optional[str] = None,
-              kernel_tree: Optional[Path] = None) -> Dict[str, Image]:
+              kernel_tree: Optional[Path] = None,
+              kernel_patches: Sequence[Path] = ()) -> Dict[str, Image]:
     """The images of ``arches``, the missing ones built at the same time: much of a kernel
     build is single-threaded (configuring, linking, modpost), so builds of several arches
     fill the host's cores better together than one after the other. Every build runs to
     its end; the first failure (in ``arches`` order) is raised after all have stopped."""
     with concurrent.futures.ThreadPoolExecutor(max(1, len(arches)), "klp-build") as pool:
-        futures = {a: pool.submit(build, name, a, mirror, kernel_tree) for a in arches}
+        futures = {a: pool.submit(build, name, a, mirror, kernel_tree, None, kernel_patches)
+                   for a in arches}
         concurrent.futures.wait(futures.values())
     return {a: f.result() for a, f in futures.items()}
 
@@ -280,9 +321,10 @@ class _Build:
     """What every kind of image shares: the userspace, the initramfs and the manifest."""
 
     def __init__(self, recipe: Recipe, profile: archmod.ArchProfile, mirror, kernel_tree,
-                 build_dir: Optional[Path] = None):
+                 build_dir: Optional[Path] = None, kernel_patches: Sequence[Path] = ()):
         self.recipe, self.profile, self.mirror = recipe, profile, mirror
         self.kernel_tree, self.build_dir = kernel_tree, build_dir
+        self.kernel_patches = list(kernel_patches)
 
     def input_hash(self) -> str:
         return input_hash(self.recipe, self.profile.name)
@@ -328,6 +370,7 @@ class _Build:
             "selftest_modules": f"source/{self.recipe.selftest_modules}",
             "toolchain": toolchain,   # a distribution kernel's (see buildroot.py)
             "packages": packages or {},   # a distribution kernel's packages and versions
+            "kernel_patches": [Path(p).name for p in self.kernel_patches],
         }
         (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
@@ -519,6 +562,8 @@ class _SourceBuild(_Build):
             self.source = kernelsource.local_tree(self.kernel_tree)
         else:
             self.source = kernelsource.debian_package(k["package"], k["suite"], self.mirror)
+        if self.kernel_patches:   # built on its own, from a copy of the unpatched build
+            self.source = kernelsource.patched(self.source, self.kernel_patches)
         # Where klp-build can run, the kernel is built as its original build (klporig), not
         # once for the image and again for klp-build. Not for a tree of one's own (bisect):
         # its O= build dir keeps steps incremental, and it is no klp-build workspace.
@@ -528,7 +573,7 @@ class _SourceBuild(_Build):
     def kernel_label(self) -> str:
         where = (f"the tree {self.source.tree}" if self.kernel_tree is not None
                  else f"{self.recipe.kernel['package']} from {self.recipe.kernel['suite']}")
-        return f"Linux {self.source.version} from {where}"
+        return f"Linux {self.source.label} from {where}"
 
     def check_livepatch_arch(self) -> None:
         try:
@@ -561,7 +606,7 @@ class _SourceBuild(_Build):
     def _kernel(self) -> kernelbuild.KernelBuild:
         return kernelbuild.build(self.source, self.profile, self.fragments,
                                  self.kept_build_dir(), klp_vars=self.klp_vars,
-                                 figures=self.figures())
+                                 figures=self.figures(), seed=self.seed_build_dir())
 
     def figures(self) -> Optional[buildfigures.Figures]:
         """The recipe's shipped build figures for this arch (for a first build's ETA)."""
@@ -570,6 +615,13 @@ class _SourceBuild(_Build):
 
     def figures_inputs(self) -> str:
         return figures_inputs(self.recipe, self.profile)
+
+    def seed_build_dir(self) -> Optional[Path]:
+        """The unpatched kernel's build dir, which a patched one starts as a copy of."""
+        if self.source.base is None or self.build_dir is not None:
+            return None
+        return kernelbuild.default_build_dir(self.source.base, self.profile, self.variant,
+                                             self.klp_vars is not None)
 
     def kept_build_dir(self) -> Optional[Path]:
         if self.build_dir is not None or not self.variant:

@@ -18,6 +18,7 @@ import functools
 import json
 import os
 import re
+import shutil
 import subprocess
 import threading
 import time
@@ -78,12 +79,15 @@ def default_build_dir(source: KernelSource, profile: archmod.ArchProfile,
 def build(source: KernelSource, profile: archmod.ArchProfile, fragments: Sequence[Path],
           build_dir: Optional[Path] = None, force: bool = False,
           klp_vars: Optional[Dict[str, str]] = None,
-          figures: Optional[buildfigures.Figures] = None) -> KernelBuild:
+          figures: Optional[buildfigures.Figures] = None,
+          seed: Optional[Path] = None) -> KernelBuild:
     """Build (or find already built) the kernel of ``source`` for ``profile``; ``force``
     hands it to make even when the stamp says nothing changed (make still decides).
     ``klp_vars`` (klporig.make_vars): built in-tree, in a copy of the source, as
     klp-build's original build, so that klp-build need not compile it again. ``figures``:
-    the recipe's shipped figures, for the progress of a first build here."""
+    the recipe's shipped figures, for the progress of a first build here. ``seed``: the
+    build dir of ``source.base`` (the tree before its patches), copied into a first build
+    of a patched tree so that make compiles only what the patches touch."""
     for program, package in hosttools.KERNEL_BUILD.items():
         hosttools.require(program, package, "to build kernels")
     in_tree = klp_vars is not None
@@ -97,6 +101,9 @@ def build(source: KernelSource, profile: archmod.ArchProfile, fragments: Sequenc
             return KernelBuild(build_dir, _release(build_dir), image, 0.0)
         stamp.unlink(missing_ok=True)
         with phases.phase(f"kernel {profile.name}"), _running:
+            if seed is not None and not (build_dir / "Makefile").exists() \
+                    and (seed / STAMP).exists():
+                _seed(seed, build_dir, source, profile, in_tree)
             if in_tree:
                 _copy_source(source, build_dir)
             make = _Make(source, profile, build_dir, klp_vars, figures)
@@ -106,7 +113,7 @@ def build(source: KernelSource, profile: archmod.ArchProfile, fragments: Sequenc
             if in_tree:   # klp-build's own targets too, so its patched build finds them made
                 targets = list(dict.fromkeys(targets + list(klporig.TARGETS)))
             full = not (build_dir / "vmlinux").exists()
-            steps = make.run(targets, f"kernel {source.version} for {profile.name}"
+            steps = make.run(targets, f"kernel {source.label} for {profile.name}"
                              + (" (in-tree, as klp-build's original build)" if in_tree else ""))
         if in_tree:
             (build_dir / klporig.MARKER).write_text(
@@ -127,6 +134,42 @@ def _copy_source(source: KernelSource, build_dir: Path) -> None:
     progress(f"copying the kernel source {source.tree} to {build_dir} (in-tree build)")
     if not kernelsource.copy_tree(source.tree, build_dir):
         raise KernelBuildError(f"copying the kernel source {source.tree} to {build_dir}")
+
+
+def _seed(seed: Path, build_dir: Path, source: KernelSource, profile: archmod.ArchProfile,
+          in_tree: bool) -> None:
+    """A first build of a patched tree starts as a copy of its base's build (times kept):
+    in-tree, the copy is a source tree too, so the patched files are copied in (newer than
+    every object); out of tree, the copy's records name the base tree, so they are made
+    to name the patched one (text files only; objects keep their debug paths). Either way
+    make then compiles what the patches touch, and links."""
+    progress(f"seeding {build_dir.name} from the build of the unpatched tree ({seed.name})")
+    with cache.locked(seed.with_name(seed.name + ".lock")):
+        if not kernelsource.copy_tree(seed, build_dir):
+            raise KernelBuildError(f"copying the build {seed} to {build_dir}")
+    for name in (STAMP, buildfigures.MEASURED):
+        (build_dir / name).unlink(missing_ok=True)
+    if in_tree:
+        if klporig.is_shared(seed):   # objtool's records name the seed (klporig)
+            klporig.settle_copy(seed, build_dir, profile)
+        for rel in source.changed:
+            shutil.copy(source.tree / rel, build_dir / rel)   # its time: now
+        return
+    old, new = str(source.base.tree), str(source.tree)
+    listed = subprocess.run(["grep", "-rlIZ", "--fixed-strings", old, str(build_dir)],
+                            capture_output=True)
+    paths = [p for p in listed.stdout.decode().split("\0") if p]
+    for path in paths:
+        target = Path(path)
+        if not target.is_symlink():
+            times = target.stat()
+            target.write_text(target.read_text(errors="surrogateescape").replace(old, new),
+                              errors="surrogateescape")
+            os.utime(target, ns=(times.st_atime_ns, times.st_mtime_ns))
+    link = build_dir / "source"
+    if link.is_symlink():
+        link.unlink()
+        link.symlink_to(new)
 
 
 def _release(build_dir: Path) -> str:

@@ -15,7 +15,7 @@ import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from . import cache, debian, phases
 from .errors import BuildError, HarnessError
@@ -29,10 +29,18 @@ class KernelSource:
     tree: Path
     identity: str       # changes whenever the content may have changed
     build_slot: str     # names the build dir this tree builds in (safe as a file name)
+    patches: Tuple[str, ...] = ()      # the patches applied to ``base`` (their file names)
+    base: Optional["KernelSource"] = None   # the tree the patches were applied to
+    changed: Tuple[str, ...] = ()      # the files the patches touch (relative paths)
 
     @property
     def version(self) -> str:
         return makefile_version((self.tree / "Makefile").read_text())
+
+    @property
+    def label(self) -> str:
+        """The version, and the patches if any: how the build line names the kernel."""
+        return self.version + (f" + {', '.join(self.patches)}" if self.patches else "")
 
 
 def makefile_version(text: str) -> str:
@@ -122,3 +130,78 @@ def _walk(top: Path):
                 yield from _walk(Path(entry.path))
         else:
             yield entry
+
+
+def patched(source: KernelSource, patches: Sequence[Path]) -> KernelSource:
+    """``source`` with ``patches`` applied in order (``patch -p1``), in a tree of its own in
+    the cache: hard links to the unchanged files of ``source`` (patch replaces the files it
+    changes, so ``source`` itself stays as it was). Its identity names the patches'
+    content: it builds in a dir of its own. A patch that does not apply is an error naming
+    the patch, the file and the hunk, raised before anything is built."""
+    texts = []
+    for p in patches:
+        if not Path(p).is_file():
+            raise HarnessError(f"--kernel-patch {p}: no such file")
+        texts.append(Path(p).read_bytes())
+    # The diffs name the tree, not the mails around them: a reworded message builds nothing.
+    digest = hashlib.sha256(b"".join(hashlib.sha256(_diff_part(t)).digest()
+                                     for t in texts)).hexdigest()
+    changed = tuple(dict.fromkeys(f for t in texts for f in _patched_files(t.decode(
+        errors="replace"))))
+
+    def apply(out: Path) -> None:
+        subprocess.run(["cp", "-al", str(source.tree), str(out / "tree")], check=True)
+        for p in patches:
+            _apply(Path(p), out / "tree", source)
+
+    entry = cache.entry("sources", f"{source.build_slot}-patched-{digest[:12]}", apply,
+                        f"{source.build_slot} with {', '.join(Path(p).name for p in patches)}")
+    return KernelSource(tree=entry / "tree", identity=f"{source.identity} patches {digest}",
+                        build_slot=f"{source.build_slot}-p{digest[:10]}",
+                        patches=tuple(Path(p).name for p in patches), base=source,
+                        changed=changed)
+
+
+def _apply(patch: Path, tree: Path, source: KernelSource) -> None:
+    done = subprocess.run(["patch", "-p1", "--batch", "--forward", "--no-backup-if-mismatch",
+                           "--reject-file=-", "-d", str(tree), "-i", str(patch.resolve())],
+                          capture_output=True, text=True, errors="replace")
+    if done.returncode == 0:
+        return
+    said = done.stdout + done.stderr
+    failed = re.search(r"^Hunk #(\d+) FAILED at (\d+)", said, re.M)
+    files = re.findall(r"^(?:patching|checking) file (\S+)", said[:failed.start()] if failed
+                       else said, re.M)
+    if failed and files:
+        header = _hunk_header(patch.read_text(errors="replace"), files[-1], int(failed[1]))
+        raise HarnessError(f"--kernel-patch {patch}: hunk #{failed[1]} of {files[-1]} "
+                           f"({header}) does not apply to Linux {source.version} "
+                           f"({source.identity}): patch says it fails at line {failed[2]}")
+    raise HarnessError(f"--kernel-patch {patch} does not apply to Linux {source.version} "
+                       f"({source.identity}):\n{said.strip()}")
+
+
+def _diff_part(text: bytes) -> bytes:
+    """A patch file from its first diff line on (without a mail's headers and message)."""
+    m = re.search(rb"^(diff |--- )", text, re.M)
+    return text[m.start():] if m else text
+
+
+def _patched_files(text: str) -> List[str]:
+    """The files a unified diff changes (``+++ b/path``, -p1)."""
+    return [m.split("/", 1)[1] for m in re.findall(r"^\+\+\+ (\S+)", text, re.M)
+            if "/" in m and m != "/dev/null"]
+
+
+def _hunk_header(text: str, path: str, number: int) -> str:
+    """The ``@@ ... @@`` line of hunk ``number`` of ``path`` in a unified diff."""
+    current, count = None, 0
+    for line in text.splitlines():
+        if line.startswith("+++ "):
+            name = line[4:].split()[0]
+            current, count = (name.split("/", 1)[1] if "/" in name else name), 0
+        elif line.startswith("@@") and current == path:
+            count += 1
+            if count == number:
+                return line
+    return f"hunk {number}"

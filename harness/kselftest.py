@@ -287,7 +287,7 @@ def run(guest: Guest, image: Image, scripts: Optional[List[str]] = None,
                 result = ScriptResult(script, Status.FAIL, None, stderr=gone,
                                       note="the guest died (panic or QEMU exit)")
             results.append(result)
-    return Report(image.arch, image.name, image.kernel_release, configured, results,
+    return Report(image.arch, image.name, image.kernel_name, configured, results,
                   setup_seconds, time.monotonic() - start)
 
 

@@ -27,6 +27,7 @@ class Options:
     memory_mb: int = 512
     mirror: Optional[str] = None
     kernel_tree: Optional[Path] = None
+    kernel_patches: List[Path] = field(default_factory=list)   # applied to the recipe's source
     build_dir: Optional[Path] = None    # the kernel tree's build dir, if not the cache's
     artifacts: Path = Path("artifacts")
     module_dirs: List[Path] = field(default_factory=list)   # more module sources (.c)
@@ -53,6 +54,15 @@ def memory_size(text: str) -> int:
             f"guest memory is a number of MiB of at least {MIN_MEMORY_MB} (the kernel and its "
             f"initramfs must fit), got {text!r}")
     return int(text)
+
+
+def patch_file(text: str) -> Path:
+    """--kernel-patch's value: a file that exists (whether it applies is checked against
+    the kernel source, before anything builds)."""
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no patch file {text!r}")
+    return path.resolve()
 
 
 def guests_arg(text: str) -> int:
@@ -98,6 +108,11 @@ ALL = [
     Option("--kernel-tree", "kernel_tree", "kernel_tree",
            "build the image's kernel from this local source tree instead of the recipe's "
            "(images built from source only)", {"type": Path, "metavar": "PATH"}),
+    Option("--kernel-patch", "kernel_patch", "kernel_patches",
+           "apply this patch (unified diff, -p1) to the image's kernel source before building "
+           "it: a kernel of its own, built from a copy of the unpatched build; repeatable, "
+           "applied in order (images built from source only)",
+           {"action": "append", "type": patch_file, "default": [], "metavar": "FILE"}),
     # Not under pytest: one build dir holds one arch's kernel, and pytest boots every arch
     # the image supports unless told otherwise; bisect-run tests one arch.
     Option("--build-dir", "build_dir", "build_dir",

@@ -302,6 +302,12 @@ def pytest_collection_finish(session):
         for mark in item.iter_markers("klp_image"):
             images.add((mark.args[0], mark.kwargs["arch"]))
     if arches or images:
+        try:   # a --kernel-patch that does not apply: said before anything builds
+            imagemod.patched_source(config.getoption("klp_image"),
+                                    config.getoption("klp_kernel_patch"),
+                                    config.getoption("klp_mirror"))
+        except HarnessError as e:
+            raise pytest.UsageError(str(e)) from None
         order = [a for a in selected_arches(config) if a in arches]
         klp_session(config).prepare(order, sorted(images), list(scenarios.values()))
 

@@ -43,6 +43,7 @@ def record_image(run_dir: Path, image: Image) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps({
         "image": image.name, "arch": image.arch, "kernel_release": image.kernel_release,
+        "kernel_patches": image.kernel_patches, "kernel": image.kernel_name,
         "packages": image.packages, "image_dir": str(image.dir)}, indent=2) + "\n")
 
 
@@ -110,6 +111,9 @@ def _junit(path: Path, outcomes: List[Outcome]) -> None:
     for o in outcomes:
         case = ET.SubElement(suite, "testcase", classname=o.scenario, name=f"{o.scenario}[{o.arch}]",
                              time=f"{o.seconds:.1f}")
+        if o.kernel:   # the release, and the --kernel-patch files built into it
+            ET.SubElement(ET.SubElement(case, "properties"), "property", name="kernel",
+                          value=o.kernel)
         if o.status == Status.FAIL:
             ET.SubElement(case, "failure", message=o.message.splitlines()[0] if o.message
                           else "failed").text = o.message
@@ -153,7 +157,7 @@ def _html(run_dir: Path, outcomes: List[Outcome], versions: dict) -> str:
                 + "".join(parts) + "</td>")
 
     image_rows = "".join(
-        f"<tr><th>{e(a)}</th><td>{e(d['image'])}</td><td>{e(d['kernel_release'])}</td>"
+        f"<tr><th>{e(a)}</th><td>{e(d['image'])}</td><td>{e(d.get('kernel', d['kernel_release']))}</td>"
         f"<td>{e(', '.join(f'{n} {v}' for n, v in d['packages'].items()) or '(built from source)')}"
         "</td></tr>" for a, d in versions["images"].items())
     matrix = "".join(

@@ -116,7 +116,7 @@ class Session:
             raise KeyboardInterrupt
         load = host_load()
         LOG.info(f"{arch}: guest up in {time.monotonic() - started:.1f}s, image "
-                 f"{arch_state.image.name}, kernel {arch_state.image.kernel_release} (console: "
+                 f"{arch_state.image.name}, kernel {arch_state.image.kernel_name} (console: "
                  f"{machine.console_log})" + (f"; the host is oversubscribed: waits stretched "
                                               f"{load:.1f}x" if load > 1 else ""))
         return machine
@@ -135,7 +135,7 @@ class Session:
 
     def _run_scenario(self, scenario: Scenario, arch: str, slot: int) -> Outcome:
         arch_state = self.state(arch)
-        kernel = arch_state.image.kernel_release
+        kernel = arch_state.image.kernel_name
         skip = applicability.skip(scenario, arch, arch_state.image, arch_state.catalog)
         if skip:
             return Outcome.skipped(scenario.id, arch, skip, kernel=kernel)

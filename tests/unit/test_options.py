@@ -53,7 +53,8 @@ VALUES = {
     "build_dir": ("/build/linux", Path("/build/linux")),
     "accel": ("tcg", "tcg"), "smp": ("3", 3), "memory": ("1024", 1024),
     "artifacts": ("out", Path("out")), "modules": ("mods", Path("mods").resolve()),
-    "ko_dir": ("kos", Path("kos")), "pool": ("2", 2)}
+    "ko_dir": ("kos", Path("kos")), "pool": ("2", 2),
+    "kernel_patch": (__file__, Path(__file__).resolve())}   # a file that exists
 SET_BY_THE_FRONT_END = {"worker", "run_id"}   # not user options: pytest-xdist, the Session
 
 
