@@ -140,9 +140,9 @@ def _seed(seed: Path, build_dir: Path, source: KernelSource, profile: archmod.Ar
           in_tree: bool) -> None:
     """A first build of a patched tree starts as a copy of its base's build (times kept):
     in-tree, the copy is a source tree too, so the patched files are copied in (newer than
-    every object); out of tree, the copy's records name the base tree, so they are made
-    to name the patched one (text files only; objects keep their debug paths). Either way
-    make then compiles what the patches touch, and links."""
+    every object); out of tree, the copy's records name the base tree and the seed, so
+    they are made to name the patched tree and this dir. Either way make then compiles
+    what the patches touch, and links (about 30 steps for one file of kernel/)."""
     progress(f"seeding {build_dir.name} from the build of the unpatched tree ({seed.name})")
     with cache.locked(seed.with_name(seed.name + ".lock")):
         if not kernelsource.copy_tree(seed, build_dir):
@@ -155,13 +155,16 @@ def _seed(seed: Path, build_dir: Path, source: KernelSource, profile: archmod.Ar
         for rel in source.changed:
             shutil.copy(source.tree / rel, build_dir / rel)   # its time: now
         return
-    old, new = str(source.base.tree), str(source.tree)
-    listed = subprocess.run(["grep", "-rlIZ", "--fixed-strings", old, str(build_dir)],
-                            capture_output=True)
-    paths = [p for p in listed.stdout.decode().split("\0") if p]
-    for path in paths:
-        target = Path(path)
-        if not target.is_symlink():
+    # Kbuild's records (.cmd) and dependency files (.d, objtool's too) name the source tree
+    # and the build dir absolutely. Generated files are left as they are: some embed the
+    # path that made them (s390's facility-defs.h), and made anew they would differ, and
+    # every object that includes them would be compiled again.
+    renames = [(str(source.base.tree), str(source.tree)), (str(seed), str(build_dir))]
+    for old, new in renames:
+        listed = subprocess.run(["grep", "-rlIZ", "--fixed-strings", "--include=*.cmd",
+                                 "--include=*.d", old, str(build_dir)], capture_output=True)
+        for path in filter(None, listed.stdout.decode().split("\0")):
+            target = Path(path)
             times = target.stat()
             target.write_text(target.read_text(errors="surrogateescape").replace(old, new),
                               errors="surrogateescape")
@@ -169,7 +172,7 @@ def _seed(seed: Path, build_dir: Path, source: KernelSource, profile: archmod.Ar
     link = build_dir / "source"
     if link.is_symlink():
         link.unlink()
-        link.symlink_to(new)
+        link.symlink_to(source.tree)
 
 
 def _release(build_dir: Path) -> str:
