@@ -36,6 +36,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from enum import IntEnum
 from pathlib import Path
 from typing import List, Optional, Tuple
 
@@ -47,8 +48,16 @@ from .options import Options
 from .outcome import Cause, Status
 from .session import Session
 
-GOOD, BAD, SKIP, ABORT = 0, 1, 125, 128
-VERDICTS = {GOOD: "good", BAD: "bad", SKIP: "skip", ABORT: "abort"}
+class Verdict(IntEnum):
+    """A step's answer to `git bisect run`, as its exit status; its word is the name."""
+    GOOD = 0
+    BAD = 1
+    SKIP = 125      # git bisect: this commit cannot be tested
+    ABORT = 128     # git bisect: stop
+
+
+GOOD, BAD, SKIP, ABORT = Verdict
+VERDICTS = {v: v.name.lower() for v in Verdict}
 # Below this much free space in the cache a kernel build is likely to fail half-way with
 # errors that look like the commit's: stop instead.
 MIN_FREE_BYTES = 2 * 1024 ** 3
