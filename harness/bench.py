@@ -207,17 +207,17 @@ def shadow(arches: List[str], opts: Options, count: int, reads: int) -> int:
             for live in (0, count):
                 guest.run(f"echo create {live} > /proc/klp_sessions; "
                           f"cat /proc/klp_sessions > /dev/null")
-                walks, reads = [], []
+                walks, took = [], []
                 for _ in range(reads):
                     start = time.monotonic()
                     counts = st.counter.read()
-                    reads.append(time.monotonic() - start)
+                    took.append(time.monotonic() - start)
                     walks.append(counts.walk_ns)
                 if counts.of(0x5e551) != live:
                     print(f"{a}: counted {counts.of(0x5e551)} session variables, made {live}")
                     failed += 1
                 print(f"{a}  {live}  {statistics.median(walks) / 1000:.0f}  "
-                      f"{statistics.median(reads) * 1000:.1f}", flush=True)
+                      f"{statistics.median(took) * 1000:.1f}", flush=True)
             livepatch.cleanup(guest, runner.STEP_TIMEOUT)
             livepatch.unload_modules(guest, ["klp_sessions_v1", "klp_sessions"])
     finally:
