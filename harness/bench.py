@@ -207,17 +207,17 @@ def shadow(arches: List[str], opts: Options, count: int, reads: int) -> int:
             for live in (0, count):
                 guest.run(f"echo create {live} > /proc/klp_sessions; "
                           f"cat /proc/klp_sessions > /dev/null")
-                walks, reads = [], []
+                walks, took = [], []
                 for _ in range(reads):
                     start = time.monotonic()
                     counts = st.counter.read()
-                    reads.append(time.monotonic() - start)
+                    took.append(time.monotonic() - start)
                     walks.append(counts.walk_ns)
                 if counts.of(0x5e551) != live:
                     print(f"{a}: counted {counts.of(0x5e551)} session variables, made {live}")
                     failed += 1
                 print(f"{a}  {live}  {statistics.median(walks) / 1000:.0f}  "
-                      f"{statistics.median(reads) * 1000:.1f}", flush=True)
+                      f"{statistics.median(took) * 1000:.1f}", flush=True)
             livepatch.cleanup(guest, runner.STEP_TIMEOUT)
             livepatch.unload_modules(guest, ["klp_sessions_v1", "klp_sessions"])
     finally:
@@ -229,17 +229,18 @@ def shadow(arches: List[str], opts: Options, count: int, reads: int) -> int:
 CHAIN_LOAD = ("for i in $(seq 1 $(nproc)); do "
               "while :; do echo 20 > /sys/kernel/klp_chain/call; done & "
               "while :; do :; done & done")
+CHAIN = 15   # cumulative patches in the chain timed under load (each replaces the one before)
 
 
 def transition(arches: List[str], opts: Options, repeat: int) -> int:
     """Livepatch transition latency per arch (scenarios/modules/klp_chain*): load to
     patched and disable to gone, median of ``repeat``, with every CPU idle and under the
-    consistency scenarios' load; and the time of a chain of 15 cumulative patches (each
+    consistency scenarios' load; and the time of a chain of CHAIN cumulative patches (each
     replacing the one before) under that load."""
     session = Session(opts)
     failed = 0
     print("# arch  load  load-to-patched-s  disable-to-gone-s  (median of "
-          f"{repeat})  chain-of-15-s")
+          f"{repeat})  chain-of-{CHAIN}-s")
     try:
         for a in arches:
             st, guest = session.state(a), session.guest(a)
@@ -264,7 +265,7 @@ def transition(arches: List[str], opts: Options, repeat: int) -> int:
                 chain = ""
                 if load == "busy":
                     start = time.monotonic()
-                    for i in range(15):
+                    for i in range(CHAIN):
                         name, other = (("klp_chain_v2", "klp_chain_v3") if i % 2 == 0
                                        else ("klp_chain_v3", "klp_chain_v2"))
                         livepatch.load(guest, remote[name], timeout=120)
@@ -274,7 +275,7 @@ def transition(arches: List[str], opts: Options, repeat: int) -> int:
                             livepatch.unload(guest, other, check=True)
                     chain = f"  {time.monotonic() - start:.1f}"
                     livepatch.cleanup(guest, runner.STEP_TIMEOUT)
-                    livepatch.unload_modules(guest, ["klp_chain_v2"])
+                    livepatch.unload_modules(guest, [name])   # the chain's last
                     guest.run("j=$(jobs -p); [ -n \"$j\" ] && kill $j; true")
                 mixed = guest.run("cat /sys/kernel/klp_chain/mixed").stdout.strip()
                 if mixed != "0":

@@ -28,13 +28,13 @@ from typing import Dict, List, Optional, Sequence
 
 from . import arch as archmod
 from . import buildfigures, cache, hosttools, kconfig, klporig, phases
+from . import progress as ticker
 from .errors import KernelBuildError
 from . import kernelsource
 from .kernelsource import KernelSource
 from .log import progress
 
 STAMP = "klp-harness-stamp"
-PROGRESS_EVERY = 20.0   # seconds between progress lines of a running build
 
 
 @dataclass(frozen=True)
@@ -271,13 +271,6 @@ def _errors(log: Path, limit: int = 40) -> str:
     return "\n".join((picked or lines[-25:])[:limit])
 
 
-def time_left(done: int, total: int, elapsed: float) -> str:
-    """", about Ns left" at the pace so far, while 0 < done < total; else nothing."""
-    if not 0 < done < total:
-        return ""
-    return f", about {elapsed * (total - done) / done:.0f}s left"
-
-
 class _Running:
     """Kernel builds under way on this host (from the source's copy to make's end): they
     share the cores, which a first build's ETA must know from its start, when the others
@@ -321,18 +314,18 @@ class _Running:
 _running = _Running()
 
 
-class _Progress:
-    """Counts Kbuild's ' CC  file' lines; prints one line every PROGRESS_EVERY seconds: the
+class _Progress(ticker.Ticker):
+    """Counts Kbuild's ' CC  file' lines; says one line every ticker.EVERY seconds: the
     fraction done and an estimate of the time left. The total is what an earlier build of
     the same configuration here counted (the same kernel, arch and .config, in any build
     dir), else the recipe's shipped figures (buildfigures), else unknown. Early on, the
     time left comes from the figures' CPU seconds and how many builds share the cores; from
     a tenth of the steps on, from the pace so far."""
 
-
     def __init__(self, what: str, build_dir: Path,
                  figures: Optional[buildfigures.Figures] = None):
-        self.what, self.count, self.last, self.figures = what, 0, "", figures
+        super().__init__(what)
+        self.count, self.last, self.figures = 0, "", figures
         config = build_dir / ".config"
         self.key = (cache.InputHash("steps").text("what", what)
                     .file("config", config).hexdigest() if config.exists() else "")
@@ -343,9 +336,6 @@ class _Progress:
             self.total, self.origin = figures.steps, "the recipe's shipped figures" + (
                 f" (borrowed from {figures.borrowed})" if figures.borrowed else "")
         self.full = not (build_dir / "vmlinux").exists()   # a rebuild counts only its few
-        self.started = time.monotonic()
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._report, daemon=True)
 
     def _known(self) -> Dict[str, int]:
         try:
@@ -361,8 +351,8 @@ class _Progress:
             if self.full and self.figures:
                 said += (f", about {self.figures.eta(_running.count, buildfigures.cores()) / 60:.0f}"
                          f" min with {max(_running.count, 1)} build(s) on {buildfigures.cores()} cores")
-        progress(f"{self.what}: started{said}")
-        self._thread.start()
+        self.say(f"started{said}")
+        super().start()
 
     def line(self, line: str) -> None:
         m = re.match(r"^\s+([A-Z][A-Z0-9_]*)\s+(\S+)", line)
@@ -374,24 +364,22 @@ class _Progress:
         if not self.total:
             return f"{self.count} steps, {elapsed:.0f}s (first build: no total known)"
         done = min(self.count, self.total)
-        left = time_left(self.count, self.total, elapsed)
+        left = ticker.time_left(self.count, self.total, elapsed)
         if self.full and self.figures and done * 10 < self.total:   # the pace is not yet
             eta = self.figures.eta(_running.count, buildfigures.cores()) - elapsed   # telling
             left = f", about {max(eta, 0):.0f}s left" if eta > 0 else left
         return (f"{self.count} of ~{self.total} steps ({100 * done // self.total}%), "
                 f"{elapsed:.0f}s{left}")
 
-    def _report(self) -> None:
-        while not self._done.wait(PROGRESS_EVERY):
-            progress(f"{self.what}: {self.status(time.monotonic() - self.started)}, "
-                           f"at {self.last}")
+    def tick(self) -> str:
+        return f"{self.status(time.monotonic() - self.started)}, at {self.last}"
 
     def stop(self, ok: bool) -> None:
-        self._done.set()
+        super().stop()
         if ok and self.key and self.full:
             with cache.locked(self.totals.with_name(".kernel-build-steps.lock")):
                 known = self._known()
                 known[self.key] = self.count
                 cache.write_whole(self.totals, json.dumps(known, indent=1) + "\n")
-        progress(f"{self.what}: {'done' if ok else 'FAILED'} after "
-                       f"{time.monotonic() - self.started:.0f}s ({self.count} steps)")
+        self.say(f"{'done' if ok else 'FAILED'} after {time.monotonic() - self.started:.0f}s "
+                 f"({self.count} steps)")

@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import subprocess
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from . import arch as archmod
 from . import cache, hosttools, kernelbuild, kernelsource, klporig, phases
+from . import progress as ticker
 from .errors import HarnessError
 from .image import Image
 from .log import progress
@@ -36,7 +36,6 @@ from .skips import Skip
 SCRIPT = "scripts/livepatch/klp-build"
 # Module names klp-build accepts unchanged (it turns others into '-', and cuts at 55).
 NAME = re.compile(r"[a-z0-9_]{1,55}")
-PROGRESS_EVERY = 20.0
 
 
 @dataclass(frozen=True)
@@ -255,11 +254,11 @@ class Workspace:
             cmd += [str(Path(p).resolve()) for p in source.patches]
             log = out / "klp-build.log"
             step = "patched build" if orig_done else "original build"
-            progress = _Progress(f"klp-build {source.name}", tree, self.image.kbuild_dir,
-                                 orig_done)
+            ticker = _Progress(f"klp-build {source.name}", tree, self.image.kbuild_dir,
+                               orig_done)
             (self.dir / "running").touch()
             try:
-                rc = _call(cmd, tree, log, progress)
+                rc = _call(cmd, tree, log, ticker)
             finally:   # klp-build has reverted the patches itself (its EXIT/INT trap)
                 (self.dir / "running").unlink()
             if rc != 0 or not ko.exists():
@@ -270,24 +269,24 @@ class Workspace:
                 (out / "refused").write_text(reason + "\n")
 
 
-def _call(cmd: List[str], tree: Path, log: Path, progress: "_Progress") -> int:
+def _call(cmd: List[str], tree: Path, log: Path, ticker: "_Progress") -> int:
     env = kernelbuild.c_locale_env()
     with open(log, "w") as f:
         f.write("$ " + " ".join(cmd) + "\n")
         f.flush()
         proc = phases.Popen(cmd, cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, errors="replace", env=env)
-        progress.start()
+        ticker.start()
         try:
             for line in proc.stdout:
                 f.write(line)
-                progress.line(line.rstrip("\n"))
+                ticker.line(line.rstrip("\n"))
             return proc.wait()
         except BaseException:   # Ctrl-C: klp-build got it too; let its trap revert
             proc.wait()
             raise
         finally:
-            progress.stop()
+            ticker.stop()
 
 
 def _keep(log: Path, name: str) -> Path:
@@ -304,45 +303,35 @@ STEPS = ("Validating patch(es)", "Building original kernel", "Copying original o
          "Building patch module")
 
 
-class _Progress:
+class _Progress(ticker.Ticker):
     """klp-build's step lines as they come, and during the original build (the one long
-    step) a line every PROGRESS_EVERY seconds with objects built so far out of those the
+    step) a line every ticker.EVERY seconds with objects built so far out of those the
     image's own build of the same config has."""
 
     def __init__(self, what: str, tree: Path, kbuild_dir: Path, orig_done: bool):
-        self.what, self.tree, self.kbuild_dir = what, tree, kbuild_dir
-        self.step, self.started = "starting", time.monotonic()
-        self.step_started = self.started
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._report, daemon=True)
+        super().__init__(what)
+        self.tree, self.kbuild_dir = tree, kbuild_dir
+        self.step, self.step_started = "starting", self.started
         self._total = 0
-        progress(f"{what}: " + ("restarting at the patched build (the original build "
-                                      "is kept)" if orig_done else
-                                      "first run for this image: the original kernel is built "
-                                      "once, with function sections"))
-
-    def start(self) -> None:
-        self._thread.start()
+        self.say("restarting at the patched build (the original build is kept)" if orig_done
+                 else "first run for this image: the original kernel is built once, with "
+                      "function sections")
 
     def line(self, line: str) -> None:
         if any(line.startswith(s) for s in STEPS) or line == "SUCCESS":
             now = time.monotonic()
-            progress(f"{self.what}: {line} (at {now - self.started:.0f}s)")
+            self.say(f"{line} (at {now - self.started:.0f}s)")
             self.step, self.step_started = line, now
 
-    def _report(self) -> None:
-        while not self._done.wait(PROGRESS_EVERY):
-            if self.step.startswith("Building original kernel"):
-                if not self._total:
-                    self._total = _objects(self.kbuild_dir)
-                done = _objects(self.tree)
-                elapsed = time.monotonic() - self.step_started
-                progress(f"{self.what}: original kernel {done} of ~{self._total} "
-                               f"objects, {elapsed:.0f}s"
-                               f"{kernelbuild.time_left(done, self._total, elapsed)}")
-
-    def stop(self) -> None:
-        self._done.set()
+    def tick(self) -> Optional[str]:
+        if not self.step.startswith("Building original kernel"):
+            return None
+        if not self._total:
+            self._total = _objects(self.kbuild_dir)
+        done = _objects(self.tree)
+        elapsed = time.monotonic() - self.step_started
+        return (f"original kernel {done} of ~{self._total} objects, {elapsed:.0f}s"
+                f"{ticker.time_left(done, self._total, elapsed)}")
 
 
 def _objects(top: Path) -> int:

@@ -9,6 +9,10 @@ from harness import image as imagemod, kernelbuild, kernelsource
 from harness.errors import BuildError
 from harness.pytest_plugin import selected_arches
 
+# It configures and compiles a real kernel tree: deselected with the other real-parts tests
+# by `-m "not vm"`.
+pytestmark = pytest.mark.vm
+
 
 @pytest.fixture
 def inputs(request):
