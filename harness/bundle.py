@@ -234,6 +234,8 @@ def _unpack(tar: tarfile.TarFile, into: Path, manifest: dict, path: Path) -> Non
     files, dirs and links that stay inside (tarfile's data filter)."""
     entries = set(manifest["entries"])
     for member in tar:
+        if member.name == MANIFEST:
+            continue
         top = "/".join(Path(member.name).parts[:2])
         if top not in entries:
             raise BundleError(f"{path}: {member.name} is not in an entry its manifest names")
