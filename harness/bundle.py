@@ -136,10 +136,14 @@ def export(name: str, arches: Sequence[str], scenarios: Sequence, out: Path,
            mirror: Optional[str] = None) -> dict:
     """Write the bundle of image ``name`` for ``arches`` and ``scenarios`` to ``out`` (a
     .tar, or .tar.gz/.tgz/.tar.xz compressed); return its manifest."""
-    parts = {a: collect(name, a, scenarios, mirror) for a in arches}
+    return write(name, {a: collect(name, a, scenarios, mirror) for a in arches}, out)
+
+
+def write(name: str, parts: Dict[str, ArchParts], out: Path) -> dict:
+    """Write the bundle of image ``name``'s ``parts`` (by arch) to ``out``."""
     recipe = imagemod.Recipe.load(imagemod.recipe_path(name))
     manifest = {"format": FORMAT, "harness": harness_version(), "image": recipe.name,
-                "arches": list(arches), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                "arches": list(parts), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                  time.gmtime()),
                 "images": {}, "entries": [], "files": {}}
     staging = cache.root() / f".bundle-export-{os.getpid()}"
@@ -156,13 +160,13 @@ def export(name: str, arches: Sequence[str], scenarios: Sequence, out: Path,
             rel = f"{d.parent.name}/{d.name}"
             manifest["entries"].append(rel)
             manifest["files"].update({f"{rel}/{f}": v for f, v in cache.files_of(d).items()})
-        _write(out, manifest, dirs)
+        _tar(out, manifest, dirs)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return manifest
 
 
-def _write(out: Path, manifest: dict, dirs: List[Path]) -> None:
+def _tar(out: Path, manifest: dict, dirs: List[Path]) -> None:
     """The tar, through a temporary file: a bundle is whole or not there."""
     mode = {".gz": "w:gz", ".tgz": "w:gz", ".xz": "w:xz"}.get(out.suffix, "w")
     tmp = out.with_name(f".{out.name}.{os.getpid()}")
@@ -277,13 +281,13 @@ def _check_files(recorded: Dict[str, list], found: Dict[str, list], path: Path) 
 
 
 def _place(tmp: Path, manifest: dict) -> int:
-    """Rename each entry into the cache, unless the cache has it complete already; return
+    """Rename each entry into the cache, unless the cache has it intact already; return
     how many were placed. Each rename is whole, so an interruption leaves whole entries."""
     placed = 0
     for rel in manifest["entries"]:
         final = cache.root() / rel
         with cache.locked(final.parent / f".{final.name}.lock"):
-            if (final / cache.COMPLETE).exists():
+            if cache.intact(final):
                 continue
             shutil.rmtree(final, ignore_errors=True)
             final.parent.mkdir(parents=True, exist_ok=True)

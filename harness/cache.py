@@ -207,6 +207,11 @@ def _usable(final: Path, checked: bool):
     return problem
 
 
+def intact(path: Path) -> bool:
+    """``path`` is a complete entry whose files are as recorded."""
+    return _usable(path, True) is None
+
+
 def verify(top: Path, recorded: Dict[str, List]) -> Optional[CacheCorrupt]:
     """The first file under ``top`` that differs from ``recorded`` (files_of's form), as a
     CacheCorrupt naming it; None if all match. Sizes are compared first: cheap, and a
