@@ -195,7 +195,10 @@ def _usable(final: Path, checked: bool):
         return None
     if final in _seen and _signature(final) == _seen[final]:
         return None
-    recorded = json.loads(mark.read_text() or "{}").get("files")
+    try:
+        recorded = json.loads(mark.read_text() or "{}").get("files")
+    except ValueError:
+        return CacheCorrupt(mark, "is not the JSON record it was written as")
     if recorded is None:   # made before entries kept a record: recorded now, on first use
         # (the image keys changed with this check, so images were all made anew with it)
         complete(final)

@@ -96,3 +96,12 @@ def test_an_entry_made_before_records_is_recorded_on_first_use():
     cache._seen.clear()
     cache.entry("livepatches", "l1", make(builds), "a livepatch", checked=True)
     assert len(builds) == 2
+
+
+def test_an_unreadable_record_makes_the_entry_be_built_anew():
+    builds = []
+    path = cache.entry("images", "k1", make(builds), "an image", checked=True)
+    (path / cache.COMPLETE).write_text('{"built": 1, "files": {')
+    cache._seen.clear()
+    cache.entry("images", "k1", make(builds), "an image", checked=True)
+    assert len(builds) == 2 and "files" in json.loads((path / cache.COMPLETE).read_text())
