@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import List
 
-from . import (bench, bisect, buildfigures, external, hosttools, image as imagemod,
+from . import (bench, bisect, buildfigures, bundle, external, hosttools, image as imagemod,
                klpbuild, kselftest, modules, options, phases, report)
 from .errors import HarnessError, InputError
 from .log import LOG, LOG_FORMAT
@@ -236,7 +236,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="klp-harness", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     for add in (_add_setup, _add_images, _add_validate, _add_run, _add_kselftest,
-                _add_bisect_run, _add_livepatch, _add_bench):
+                _add_bisect_run, _add_livepatch, _add_bench, _add_bundle):
         add(sub)
     return p
 
@@ -387,6 +387,49 @@ def _add_bench_guest_figures(benches) -> None:
     options.add_to_parser(s, options.pick("artifacts"),
                           artifacts={"default": "artifacts/bench-shadow"})
     s.set_defaults(func=cmd_bench_shadow)
+
+
+def cmd_bundle_export(args) -> int:
+    """Write the bundle of an image's arches and the scenarios' modules (see bundle.py)."""
+    files = discover([Path(p) for p in args.scenarios] or [SCENARIOS])
+    scenarios = [Scenario.load(path) for path in files]
+    started = time.monotonic()
+    out = Path(args.output)
+    m = bundle.export(args.image, _arches(args), scenarios, out, args.mirror)
+    print(f"bundle {out}: image {m['image']} for {', '.join(m['arches'])}, "
+          f"{len(m['entries'])} cache entries, {len(m['files'])} files, "
+          f"{out.stat().st_size / 1e6:.1f} MB, in {time.monotonic() - started:.1f}s")
+    return 0
+
+
+def cmd_bundle_import(args) -> int:
+    """Import a bundle into the cache ($KLP_HARNESS_CACHE), every file checked first."""
+    started = time.monotonic()
+    m = bundle.load(Path(args.file), args.image, args.arch or ())
+    print(f"imported {args.file}: image {m['image']} for {', '.join(m['arches'])} "
+          f"({len(m['files'])} files checked) in {time.monotonic() - started:.1f}s")
+    return 0
+
+
+def _add_bundle(sub) -> None:
+    bundles = sub.add_parser("bundle", help="build once, test anywhere: what a test machine "
+                                            "needs, as one file").add_subparsers(
+        dest="bundle_command", required=True)
+    s = bundles.add_parser("export", help="write the bundle of an image's arches and what "
+                                          "the scenarios load (built first if missing)")
+    options.add_to_parser(s, options.pick("arch", "image", "mirror"))
+    s.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="the bundle: FILE.tar, or compressed: FILE.tar.gz, FILE.tar.xz")
+    s.add_argument("scenarios", nargs="*", help="scenario files or dirs whose livepatches "
+                                                "to include (default: all)")
+    s.set_defaults(func=cmd_bundle_export)
+    s = bundles.add_parser("import", help="import a bundle into the cache, checking every "
+                                          "file; refused if made for another harness")
+    s.add_argument("file", help="a bundle written by `bundle export`")
+    options.add_to_parser(s, options.pick("arch", "image"), image={
+        "default": None, "help": "refuse the bundle unless it holds this image"}, arch={
+        "help": "refuse the bundle unless it holds this arch (repeatable)"})
+    s.set_defaults(func=cmd_bundle_import)
 
 
 def show_progress() -> None:

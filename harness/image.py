@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from . import arch as archmod
 from . import buildroot, cache, debian, hosttools, initramfs, kernelbuild, kernelfile
-from . import buildfigures, kernelsource, klporig, paths, phases
+from . import buildfigures, kernelsource, klporig, paths, phases, prebuilt
 from .errors import BuildError, HarnessError, KernelBuildError, RecipeError, UnsupportedArch
 from .log import progress
 from .mirror import debian_mirror
@@ -161,6 +161,10 @@ class Image:
     toolchain: Optional[buildroot.Toolchain] = None   # a distribution kernel's compiler
     packages: Dict[str, str] = field(default_factory=dict)   # its packages: name -> version
     kernel_patches: List[str] = field(default_factory=list)  # --kernel-patch files applied
+    # Set when the image came from a bundle (see bundle.py): what lookups need that a build
+    # machine computes from the kernel source or build dir; kbuild_dir then holds only the
+    # kernel build's .config, stamp and in-tree modules, enough to find cached work by key.
+    prebuilt: Optional[Dict[str, object]] = None
 
     @property
     def kernel_name(self) -> str:
@@ -194,7 +198,8 @@ class Image:
                    selftest_modules=path / m["selftest_modules"] if m["selftest_modules"] else None,
                    cmdline=m.get("cmdline", []),
                    toolchain=buildroot.Toolchain.from_json(m.get("toolchain")),
-                   packages=m.get("packages", {}), kernel_patches=m.get("kernel_patches", []))
+                   packages=m.get("packages", {}), kernel_patches=m.get("kernel_patches", []),
+                   prebuilt=m.get("prebuilt"))
 
 
 def input_hash(recipe: Recipe, arch: str) -> str:
@@ -225,6 +230,10 @@ def build(name: str = DEFAULT_IMAGE, arch: str = "x86_64", mirror: Optional[str]
                           f"image '{name}' boots a distribution kernel package; --kernel-tree "
                           f"needs an image built from source (e.g. --image {DEFAULT_IMAGE})")
     check_kernel_patches(recipe, kernel_tree, kernel_patches)
+    if kernel_tree is None and build_dir is None and not kernel_patches:
+        found = imported(recipe, arch)
+        if found is not None:
+            return found
     builder = BUILDERS[recipe.kernel["from"]](recipe, profile, lambda: debian_mirror(mirror),
                                                kernel_tree, build_dir, kernel_patches)
     builder.check_livepatch_arch()
@@ -237,9 +246,26 @@ def build(name: str = DEFAULT_IMAGE, arch: str = "x86_64", mirror: Optional[str]
             builder.run(out)
 
     image = Image.from_dir(cache.entry("images", key, run,
-                                       f"image {name} for {arch} ({builder.kernel_label()})"))
+                                       f"image {name} for {arch} ({builder.kernel_label()})",
+                                       checked=True))
     builder.sync_kbuild()
     builder.check_host(image)
+    return image
+
+
+def imported(recipe: Recipe, arch: str) -> Optional[Image]:
+    """The image of ``recipe`` for ``arch`` that a bundle brought (prebuilt.py), found by
+    what this checkout computes without a kernel source: the recipe, guest files and
+    builder sources (input_hash). None if no bundle of them was imported."""
+    key = prebuilt.image_key(recipe.name, arch, input_hash(recipe, arch))
+    if key is None:
+        return None
+    image = Image.from_dir(cache.entry(
+        "images", key, None, f"image {recipe.name} for {arch} from a bundle", checked=True,
+        unbuildable="it came from a bundle (this machine need not build kernels): import "
+                    "the bundle again"))
+    progress(f"image {recipe.name} for {arch}: {image.dir}, from the bundle "
+             f"{image.prebuilt.get('bundle')} (built elsewhere, not here)")
     return image
 
 

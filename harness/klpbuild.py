@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from . import arch as archmod
-from . import cache, hosttools, kernelbuild, kernelsource, klporig, phases
+from . import cache, hosttools, kernelbuild, kernelsource, klporig, modules, phases
 from . import progress as ticker
 from .errors import HarnessError
 from .image import Image
@@ -82,6 +82,9 @@ def unsupported(image: Image) -> Optional[str]:
 
 def unsupported_skip(image: Image) -> Optional[Skip]:
     """unsupported's answer with its cause: the skip of a scenario that builds livepatches."""
+    if image.prebuilt:   # from a bundle: as the build machine answered (it has the tree)
+        skip = image.prebuilt.get("klp_build_skip")
+        return Skip(*skip) if skip else None
     tree = source_tree(image)
     if tree is None:
         return Skip(f"image {image.name} boots a kernel built elsewhere; klp-build needs the "
@@ -163,7 +166,8 @@ def build(image: Image, source: LivepatchSource) -> Path:
     if reason:
         raise Unsupported(reason)
     check_patches(source.patches)
-    _require_tools()
+    if not image.prebuilt:   # a bundle's image: its livepatches are looked up, not built
+        _require_tools()
     space = Workspace(image)
     h = cache.InputHash("livepatch").text("workspace", space.key).text("name", source.name)
     h.text("replace", str(source.replace))
@@ -171,7 +175,8 @@ def build(image: Image, source: LivepatchSource) -> Path:
         h.file(f"patch{i}", patch)
     what = f"livepatch {source.name} from {', '.join(p.name for p in source.patches)}"
     out = cache.entry("livepatches", f"{space.name}-{source.name}-{h.hexdigest()}",
-                      lambda tmp: space.run(source, tmp), f"{what} for {image.name}")
+                      lambda tmp: space.run(source, tmp), f"{what} for {image.name}",
+                      checked=True, unbuildable=modules.unbuildable(image))
     log = out / "klp-build.log"
     if (out / "refused").exists():   # the reason is read anew: its reading may improve
         raise Refused(source, refusal(log.read_text(errors="replace"), source.patches), log)
@@ -200,6 +205,7 @@ class Workspace:
     def __init__(self, image: Image, root: Optional[Path] = None):
         self.image = image
         self.root = Path(root) if root else cache.root() / "klp-build"
+        # What the key reads, a bundle's image keeps in its stand-in kbuild dir (bundle.py).
         stamp = image.kbuild_dir / kernelbuild.STAMP
         self.key = (cache.InputHash("klp-build-workspace")
                     .text("kernel", stamp.read_text() if stamp.exists() else image.kernel_release)

@@ -28,11 +28,24 @@ def build_set(image: Image, sources: Path, label: str) -> Dict[str, Path]:
     """Build every module in ``sources`` for ``image``; return name -> .ko path."""
     if not sources.is_dir():
         raise BuildError(f"module sources for '{label}' not found at {sources}")
-    key = (cache.InputHash("modules").text("image", str(image.dir))
+    # The image by its dir's name (its key), not its path: a bundle's entries keep their
+    # keys in another machine's cache.
+    key = (cache.InputHash("modules").text("image", image.dir.name)
            .tree("src", sources, SOURCE_SUFFIXES).hexdigest())
     out = cache.entry("modules", f"{image.dir.name}-{label}-{key}",
-                      lambda tmp: _kbuild(image, sources, tmp), f"{label} modules for {image.name}")
+                      lambda tmp: _kbuild(image, sources, tmp), f"{label} modules for {image.name}",
+                      checked=True, unbuildable=unbuildable(image))
     return {ko.stem: ko for ko in sorted(out.glob("*.ko"))}
+
+
+def unbuildable(image: Image) -> str:
+    """Why nothing can be built for ``image`` here ("" if it can): an image from a bundle
+    has no kernel build dir to build against."""
+    if not image.prebuilt:
+        return ""
+    return (f"image {image.dir.name} came from the bundle {image.prebuilt.get('bundle')}, "
+            "with what its scenarios load built, but not this: export a bundle that has it "
+            "(on a machine that builds the image)")
 
 
 def _kbuild(image: Image, sources: Path, out: Path) -> None:

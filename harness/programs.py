@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Dict
 
 from . import arch as archmod
-from . import cache, hosttools, phases
+from . import cache, hosttools, modules, phases
 from .errors import BuildError
 from .image import Image
 from .kernelsource import SELFTESTS
@@ -30,13 +30,14 @@ def build_set(image: Image, sources: Path, label: str) -> Dict[str, Path]:
         raise BuildError(f"program sources for '{label}' not found at {sources}")
     if not any(sources.glob("*.c")):
         return {}
-    key = (cache.InputHash("programs").text("image", str(image.dir))
+    key = (cache.InputHash("programs").text("image", image.dir.name)   # see modules.build_set
            .text("cflags", " ".join(CFLAGS))
            .file("builder", Path(__file__))
            .tree("src", sources, SOURCE_SUFFIXES).hexdigest())
     out = cache.entry("programs", f"{image.dir.name}-{label}-{key}",
                       lambda tmp: _compile(image, sources, tmp),
-                      f"{label} programs for {image.name} {image.arch}")
+                      f"{label} programs for {image.name} {image.arch}",
+                      checked=True, unbuildable=modules.unbuildable(image))
     return {p.stem: out / p.stem for p in sorted(out.glob("*.c"))}
 
 

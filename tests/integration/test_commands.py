@@ -46,6 +46,10 @@ SMOKE_TESTS = {
     "bench klp-build": f"{HERE}::test_bench_klp_build_prints_copy_first_and_next",
     "bench transition": f"{HERE}::test_bench_transition_prints_idle_busy_and_the_chain",
     "bench shadow": f"{HERE}::test_bench_shadow_prints_both_figures",
+    "bundle export": "tests/integration/test_bundle.py::"
+                     "test_a_bundle_runs_on_a_machine_that_cannot_build",
+    "bundle import": "tests/integration/test_bundle.py::"
+                     "test_a_bundle_runs_on_a_machine_that_cannot_build",
 }
 
 SECONDS = r"\d+\.\d"   # a figure: seconds with one decimal

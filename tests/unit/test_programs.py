@@ -44,8 +44,12 @@ def test_each_c_file_is_one_static_program(image, tmp_path):
     assert subprocess.run([exe], capture_output=True, text=True).stdout == \
         "hello from a static program\n"
     # Cached: the same sources give the same program without building again.
+    made = exe.stat().st_mtime_ns
+    assert programs.build_set(image, src, "test")["say-hello"].stat().st_mtime_ns == made
+    # A cached program changed since it was built is not used: it is built anew.
     exe.write_bytes(b"marker")
-    assert programs.build_set(image, src, "test")["say-hello"].read_bytes() == b"marker"
+    again = programs.build_set(image, src, "test")["say-hello"]
+    assert again.read_bytes().startswith(b"\x7fELF")
 
 
 def test_a_compile_error_names_the_error_and_the_log(image, tmp_path):
