@@ -270,7 +270,7 @@ class ScenarioItem(pytest.Item):
 
     def repr_failure(self, excinfo):
         if isinstance(excinfo.value, ScenarioFailure):
-            return f"{self.scenario.path}[{self.arch}]:\n{excinfo.value}"
+            return f"{repeat.item_id(str(self.scenario.path), self.arch, self.run)}:\n{excinfo.value}"
         return super().repr_failure(excinfo)
 
     def reportinfo(self):
