@@ -24,7 +24,11 @@ What is bisected is the current checkout, one of two kinds:
   step a skip, not bad.
 
 Each step appends one line to ``bisect.log`` in the work dir (and prints it): commit,
-verdict, build and run times, and why.
+verdict, build and run times, and why. With ``--repeat N`` the scenarios run N times, round
+by round (repeat.expand, as ``klp-harness run --repeat`` queues them), and the step stops at
+the first failed run: the verdict is known then. A line per scenario gives its failed runs
+of those that ran as k/N, with its 95% interval: a good step's 0/N says how rare a failure
+it could still have missed.
 """
 from __future__ import annotations
 
@@ -41,11 +45,12 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 from . import arch as archmod, cache, hosttools, image as imagemod, kernelbuild, klpbuild, modules
+from . import repeat
 from .errors import (BootError, KernelBuildError, ModuleBuildError, QemuStartError,
                      ScenarioError, WaitTimeout)
 from .scenario import Scenario, discover
 from .options import Options
-from .outcome import Cause, Status
+from .outcome import Cause, Outcome, Status
 from .session import Session
 
 class Verdict(IntEnum):
@@ -70,8 +75,12 @@ class Plan:
     scenarios: List[Path]
     arch: str
     options: Options = field(default_factory=Options)
-    repeat: int = 1
     workdir: Optional[Path] = None           # bisect.log and artifacts; default in the cache
+
+    @property
+    def repeat(self) -> int:
+        """Runs of each scenario (--repeat, Options.repeat as for `run` and pytest)."""
+        return self.options.repeat
 
     @property
     def checkout(self) -> Path:
@@ -107,8 +116,9 @@ def run(plan: Plan, out=sys.stdout) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     commit = describe_commit(plan.checkout)
     times = {"build": 0.0, "run": 0.0}
+    outcomes: List[Outcome] = []   # the scenarios' runs, for the k/N lines
     try:
-        code, reason = _step(plan, workdir, times)
+        code, reason = _step(plan, workdir, times, outcomes)
     except _Verdict as v:
         code, reason = v.code, v.reason
     except KeyboardInterrupt:
@@ -126,10 +136,16 @@ def run(plan: Plan, out=sys.stdout) -> int:
     if reason and "\n" in reason:
         print(reason, file=sys.stderr)
     print(f"klp-bisect: {line}\nklp-bisect: log {workdir / 'bisect.log'}", file=out, flush=True)
+    if plan.repeat > 1:
+        for cell in repeat.cells(outcomes).values():
+            print(f"klp-bisect: {repeat.item_id(cell.scenario, cell.arch)}: {cell.text()}"
+                  + ("" if len(cell.runs) == plan.repeat else
+                     " (the step stopped at its first failed run)"),
+                  file=out, flush=True)
     return code
 
 
-def _step(plan: Plan, workdir: Path, times) -> Tuple[int, str]:
+def _step(plan: Plan, workdir: Path, times, outcomes: List[Outcome]) -> Tuple[int, str]:
     # Everything that is the same at every commit is checked first: if it is wrong, git
     # bisect must stop, not skip or blame commits.
     scenarios = [Scenario.load(p) for p in discover(plan.scenarios)]   # files or dirs
@@ -155,7 +171,7 @@ def _step(plan: Plan, workdir: Path, times) -> Tuple[int, str]:
             times["build"] = time.monotonic() - started
         started = time.monotonic()
         try:
-            return _run_scenarios(plan, session, scenarios)
+            return _run_scenarios(plan, session, scenarios, outcomes)
         finally:
             times["run"] = time.monotonic() - started
     finally:
@@ -188,7 +204,8 @@ def _build(plan: Plan, session: Session) -> Optional[imagemod.Image]:
     return state.image if made else None
 
 
-def _run_scenarios(plan: Plan, session: Session, scenarios: List[Scenario]) -> Tuple[int, str]:
+def _run_scenarios(plan: Plan, session: Session, scenarios: List[Scenario],
+                   outcomes: List[Outcome]) -> Tuple[int, str]:
     try:
         session.machine(plan.arch)
     except QemuStartError:
@@ -197,28 +214,28 @@ def _run_scenarios(plan: Plan, session: Session, scenarios: List[Scenario]) -> T
         raise _Verdict(SKIP, f"the guest does not boot: {e}")
     passed: set = set()
     skipped: List[str] = []
-    for round_ in range(1, plan.repeat + 1):
-        for sc in scenarios:
-            try:
-                session.machine(plan.arch)   # a guest that does not boot: skip, not bad
-                outcome = session.run_scenario(sc, plan.arch)
-            except QemuStartError:
-                raise                     # the host's QEMU, not the kernel
-            except ScenarioError as e:    # e.g. a module this commit does not have
-                raise _Verdict(SKIP, f"cannot run {sc.id} at this commit: {e}")
-            except (BootError, WaitTimeout) as e:   # a fresh guest for the next round failed
-                raise _Verdict(SKIP, f"the guest does not boot: {e}")
-            if outcome.status == Status.SKIP:
-                skipped.append(f"{sc.id}: {outcome.message}")
-                continue
-            if outcome.status == Status.FAIL and outcome.cause == Cause.LIVEPATCH_BUILD:
-                raise _Verdict(SKIP, f"cannot test {sc.id} at this commit: {outcome.message}")
-            if outcome.status == Status.FAIL:
-                where = (f" in run {round_} of {plan.repeat} (--repeat: any failed run makes "
-                         f"the step bad; the earlier {round_ - 1} passed)"
-                         if plan.repeat > 1 else "")
-                return BAD, f"{sc.id} failed{where}: {outcome.message}"
-            passed.add(sc.id)   # pass, or a declared known failure (xfail)
+    for sc, run in repeat.expand(scenarios, plan.repeat):   # round by round
+        try:
+            session.machine(plan.arch)   # a guest that does not boot: skip, not bad
+            outcome = session.run_scenario(sc, plan.arch)
+        except QemuStartError:
+            raise                     # the host's QEMU, not the kernel
+        except ScenarioError as e:    # e.g. a module this commit does not have
+            raise _Verdict(SKIP, f"cannot run {sc.id} at this commit: {e}")
+        except (BootError, WaitTimeout) as e:   # a fresh guest for the next round failed
+            raise _Verdict(SKIP, f"the guest does not boot: {e}")
+        outcome.run = run
+        outcomes.append(outcome)
+        if outcome.status == Status.SKIP:
+            skipped.append(f"{sc.id}: {outcome.message}")
+            continue
+        if outcome.status == Status.FAIL and outcome.cause == Cause.LIVEPATCH_BUILD:
+            raise _Verdict(SKIP, f"cannot test {sc.id} at this commit: {outcome.message}")
+        if outcome.status == Status.FAIL:
+            where = (f" in run {run} of {plan.repeat} (--repeat: any failed run makes "
+                     f"the step bad; the earlier {run - 1} passed)" if run else "")
+            return BAD, f"{sc.id} failed{where}: {outcome.message}"
+        passed.add(sc.id)   # pass, or a declared known failure (xfail)
     if not passed:
         return SKIP, "every scenario skipped: " + "; ".join(skipped[:len(scenarios)])
     runs = f" in all {plan.repeat} runs" if plan.repeat > 1 else ""

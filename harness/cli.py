@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import List
 
 from . import (bench, bisect, buildfigures, bundle, external, hosttools, image as imagemod,
-               klpbuild, kselftest, modules, options, phases, report)
+               klpbuild, kselftest, modules, options, phases, repeat, report)
 from .errors import HarnessError, InputError
 from .log import LOG, LOG_FORMAT
 from .paths import PARITY_SCENARIOS as PARITY, SCENARIOS
@@ -112,7 +112,8 @@ def cmd_run(args) -> int:
     session = Session(_options(args))
 
     def show(outcome) -> None:
-        print(f"{outcome.status.upper():4} {outcome.scenario}[{outcome.arch}] "
+        print(f"{outcome.status.upper():4} "
+              f"{repeat.item_id(outcome.scenario, outcome.arch, outcome.run)} "
               f"({outcome.seconds:.1f}s)" + (f"\n{outcome.message}" if outcome.message and
                                             outcome.status != Status.PASS else ""), flush=True)
 
@@ -129,7 +130,7 @@ def cmd_run(args) -> int:
     if interrupted:
         print(f"# interrupted (Ctrl-C): a partial summary of the {len(outcomes)} scenario "
               "run(s) that began")
-    table = summary(outcomes)
+    table = summary(outcomes, args.repeat)
     print(table)
     print(f"artifacts of this run: {session.run_dir}")
     if outcomes:
@@ -176,14 +177,12 @@ def bisect_plan(args) -> bisect.Plan:
         opts.kernel_tree = Path.cwd()   # git bisect run runs us at the top of the checkout
     return bisect.Plan(scenarios=[Path(p) for p in args.scenarios],
                        arch=args.arch or imagemod.arches_for(args.image)[0], options=opts,
-                       repeat=args.repeat, workdir=args.workdir)
+                       workdir=args.workdir)
 
 
 def cmd_bisect_run(args) -> int:
-    """One step of `git bisect run`: exit 0 good, 1 bad, 125 skip, 128 abort."""
-    if args.repeat < 1:
-        print("klp-harness bisect-run: --repeat must be 1 or more", file=sys.stderr)
-        return bisect.ABORT
+    """One step of `git bisect run`: exit 0 good, 1 bad, 125 skip, 128 abort (--repeat 0
+    is a usage error, which main turns into an abort)."""
     return bisect.run(bisect_plan(args))
 
 
@@ -276,7 +275,7 @@ def _add_run(sub) -> None:
     _machine_opts(s)
     # Every option the pytest plugin has: the two run the same scenarios.
     options.add_to_parser(s, options.pick("artifacts", "ko_dir", "modules", "pool",
-                                          "kernel_patch"))
+                                          "kernel_patch", "repeat", "until_fail"))
     s.add_argument("--serial", action="store_true",
                    help="one architecture after the other (default: one thread per arch)")
     s.add_argument("scenarios", nargs="*", help="scenario files or directories "
@@ -313,8 +312,10 @@ def _add_bisect_run(sub) -> None:
     options.add_to_parser(s, options.pick("build_dir"), build_dir={
         "help": "kernel build dir kept between steps (default: one in the cache per tree "
                 "and arch)"})
-    s.add_argument("--repeat", type=int, default=1, metavar="N",
-                   help="run the scenarios N times; any failed run makes the step bad")
+    options.add_to_parser(s, options.pick("repeat"), repeat={
+        "help": "run the scenarios N times (default 1), stopping at the first failed run: "
+                "any failed run makes the step bad; the output gives each one's failed "
+                "runs as k/N"})
     s.add_argument("--workdir", type=Path, metavar="DIR",
                    help="where bisect.log and the artifacts of failed runs go (default: "
                         "in the cache, per checkout and arch)")
@@ -376,7 +377,9 @@ def _add_bench_guest_figures(benches) -> None:
                                               "patches")
     _common(s)
     _machine_opts(s)
-    s.add_argument("--repeat", type=int, default=5, help="transitions timed (default 5)")
+    # The table's --repeat (its check of N), meaning here the transitions timed.
+    options.add_to_parser(s, options.pick("repeat"), repeat={
+        "default": 5, "help": "transitions timed (default 5)"})
     s.set_defaults(func=cmd_bench_transition)
     s = benches.add_parser("shadow", help="cost of one shadow variable counter read, empty "
                                           "and with thousands of live variables")

@@ -35,6 +35,8 @@ class Options:
     worker: str = ""                    # names this process's machines (pytest-xdist)
     pool: int = 0                       # guests per arch for run_all (0: pool.size decides)
     run_id: str = ""                    # this run's dir under artifacts (default: a new one)
+    repeat: int = 1                     # runs of each scenario x arch (repeat.py)
+    until_fail: bool = False            # a scenario x arch stops at its first failed run
 
 
 # The values' converters (argparse's type=): a bad value is a usage error before anything
@@ -70,6 +72,14 @@ def guests_arg(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"guests per architecture must be a whole number of 1 "
                                           f"or more, got {text!r}")
+    return int(text)
+
+
+def repeat_count(text: str) -> int:
+    """--repeat's value: runs of each scenario on each arch, 1 or more."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"--repeat takes a whole number of runs of 1 or more, "
+                                          f"got {text!r}")
     return int(text)
 
 
@@ -141,6 +151,15 @@ ALL = [
            "auto: default one per host core, as far as the host's memory holds them; "
            "klp-harness run: default 1)",
            {"type": guests_arg, "default": 0, "metavar": "K"}),
+    Option("--repeat", "repeat", "repeat",
+           "run each scenario on each arch N times, spread over the pool; the summary, the "
+           "report and JUnit give each one's failed runs as k/N with a 95%% interval "
+           "(Python tests run once; default 1)",
+           {"type": repeat_count, "default": 1, "metavar": "N"}),
+    Option("--until-fail", "until_fail", "until_fail",
+           "with --repeat: a scenario stops on an arch at its first failed run (fail, or "
+           "xfail: a known failure); that run's artifacts are kept, its later runs not run",
+           {"action": "store_true"}),
 ]
 _BY_DEST = {opt.dest: opt for opt in ALL}
 

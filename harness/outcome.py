@@ -60,6 +60,7 @@ class Outcome:
     artifacts: str = ""          # where a failure's artifacts were kept
     unclean: str = ""            # what the clean-up could not undo: the guest is replaced
     skip: Optional[Skip] = None  # a skip's cause (its reason is the message)
+    run: int = 0                 # which of --repeat's runs of its scenario x arch (0: one run)
 
     def __post_init__(self):
         self.status, self.cause = Status(self.status), Cause(self.cause)
@@ -107,6 +108,8 @@ class Outcome:
                 values[f.name] = text == "1"
             elif isinstance(default, float):
                 values[f.name] = float(text)
+            elif isinstance(default, int):
+                values[f.name] = int(text)
             elif isinstance(default, list):
                 values[f.name] = json.loads(text)
             else:

@@ -10,6 +10,12 @@ over N / arches workers by expected duration, each a guest of the arch's pool (x
 pool of pool.size guests per arch (``--pool K`` to choose).
 Scenario results travel to the controller as report properties (also in the JUnit XML)
 for the summary table.
+
+``--repeat N`` makes N items of each scenario x arch (``x[x86_64]``, ``x[x86_64-run2]``, ...:
+repeat.py), spread over the arch's pool like any others; ``--until-fail`` skips the items of
+a cell that has failed, wherever (whichever worker) it failed. Python tests run once:
+pytest-repeat (not installed) repeats Python functions by parametrizing them, which
+scenario items are not; and a Python test reports no scenario outcome to count.
 """
 from __future__ import annotations
 
@@ -23,7 +29,7 @@ from typing import List, Optional, Tuple
 import pytest
 
 from . import arch as archmod, external, image as imagemod, klpbuild, options
-from . import pool as poolmod, report
+from . import pool as poolmod, repeat, report
 from .errors import HarnessError, InputError
 from .livetest import LiveTest
 from .log import LOG, LOG_FORMAT
@@ -83,7 +89,9 @@ def _spread(config, nodeids, workers: int):
         if m:
             by_arch.setdefault(m.group(1), []).append(nodeid)
     guests = max(1, workers // max(1, len(by_arch)))
-    expected = poolmod.Durations(config.getoption("klp_image")).expected()
+    known = poolmod.Durations(config.getoption("klp_image")).expected()
+    expected = {nodeid: known[repeat.duration_key(nodeid)] for nodeid in nodeids
+                if repeat.duration_key(nodeid) in known}   # a repeat as its plain id
     return {nodeid: guest for ids in by_arch.values()
             for nodeid, guest in poolmod.spread(ids, guests, expected).items()}
 
@@ -185,7 +193,8 @@ def pytest_sessionfinish(session):
     """The controller (or a run without xdist) keeps the run's test durations."""
     config = session.config
     if not hasattr(config, "workerinput") and _DURATIONS in config.stash:
-        poolmod.Durations(config.getoption("klp_image")).record(config.stash[_DURATIONS])
+        poolmod.Durations(config.getoption("klp_image")).record(
+            repeat.median_times(config.stash[_DURATIONS]))
 
 
 def pytest_unconfigure(config):
@@ -217,13 +226,14 @@ class ScenarioFile(pytest.File):
         parts = self.path.resolve().parent.parts
         topics = parts[len(parts) - parts[::-1].index("scenarios"):]   # dirs below scenarios/
         for a in selected_arches(self.config):
-            item = ScenarioItem.from_parent(self, name=f"{scenario.name}[{a}]",
-                                            scenario=scenario, arch=a)
-            item.add_marker(a)
-            item.add_marker("vm")
-            for topic in topics:
-                item.add_marker(_marker(topic))
-            yield item
+            for run in repeat.runs(self.config.getoption("klp_repeat")):
+                item = ScenarioItem.from_parent(self, name=repeat.item_id(scenario.name, a, run),
+                                                scenario=scenario, arch=a, run=run)
+                item.add_marker(a)
+                item.add_marker("vm")
+                for topic in topics:
+                    item.add_marker(_marker(topic))
+                yield item
 
 
 def _marker(topic: str) -> str:
@@ -235,12 +245,20 @@ class ScenarioFailure(Exception):
 
 
 class ScenarioItem(pytest.Item):
-    def __init__(self, *, scenario: Scenario, arch: str, **kw):
+    def __init__(self, *, scenario: Scenario, arch: str, run: int = 0, **kw):
         super().__init__(**kw)
-        self.scenario, self.arch = scenario, arch
+        self.scenario, self.arch, self.run = scenario, arch, run   # run: of --repeat's
 
     def runtest(self):
-        outcome = klp_session(self.config).run_scenario(self.scenario, self.arch)
+        session = klp_session(self.config)
+        until_fail = repeat.UntilFail(session.run_dir) if session.options.until_fail else None
+        stopped = until_fail and until_fail.stopped(self.scenario.id, self.arch)
+        if stopped:   # its cell failed, maybe on another worker: this run is not run
+            pytest.skip(stopped)
+        outcome = session.run_scenario(self.scenario, self.arch)
+        outcome.run = self.run
+        if until_fail:
+            until_fail.mark(outcome)
         # For the summary table, also from xdist workers (see pytest_runtest_logreport).
         self.user_properties += outcome.to_properties(self.config.getoption("klp_image"))
         if outcome.status == Status.SKIP:
@@ -252,7 +270,7 @@ class ScenarioItem(pytest.Item):
 
     def repr_failure(self, excinfo):
         if isinstance(excinfo.value, ScenarioFailure):
-            return f"{self.scenario.path}[{self.arch}]:\n{excinfo.value}"
+            return f"{repeat.item_id(str(self.scenario.path), self.arch, self.run)}:\n{excinfo.value}"
         return super().repr_failure(excinfo)
 
     def reportinfo(self):
@@ -323,7 +341,7 @@ class _Results:
     def pytest_runtest_logreport(self, report):
         timed = not report.skipped or hasattr(report, "wasxfail")   # xfails ran too
         if report.when == "call" and timed and _ARCH_IN_ID.search(report.nodeid):
-            self.durations.append((report.nodeid, report.duration))
+            self.durations.append((repeat.duration_key(report.nodeid), report.duration))
         outcome = Outcome.from_properties(dict(report.user_properties))
         if report.when == "call" and outcome is not None:
             self.outcomes.append(outcome)
@@ -334,7 +352,7 @@ def pytest_terminal_summary(terminalreporter):
     outcomes = config.stash.get(_OUTCOMES, [])
     if outcomes:
         terminalreporter.write_sep("=", "klp-harness scenarios")
-        table = summary(outcomes)
+        table = summary(outcomes, config.getoption("klp_repeat"))
         terminalreporter.write_line(table)
         run_dir = Path(config.getoption("klp_artifacts")).resolve() / config.stash[_RUN_ID]
         if run_dir.is_dir():

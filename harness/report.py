@@ -26,7 +26,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Dict, List
 
-from . import skipsummary
+from . import repeat, skipsummary, stats
 from .image import Image
 from .outcome import Outcome, Status
 from .paths import PROJECT
@@ -61,31 +61,51 @@ def harness_version() -> str:
     return f"{version} ({commit})" if commit else version
 
 
-def summary(outcomes: List[Outcome]) -> str:
-    """A table: one row per scenario, one column per arch, each cell result and time; then
-    the counts, and the skips by cause (skipsummary: what would run them)."""
+def summary(outcomes: List[Outcome], repeat_count: int = 1) -> str:
+    """A table: one row per scenario, one column per arch, each cell result and time (with
+    --repeat: its failed runs as k/N with their 95% interval, and the mean time); then the
+    counts, and the skips by cause (skipsummary: what would run them). ``repeat_count``
+    is the runs asked for, to name the cells that ran fewer (--until-fail)."""
     arches = list(dict.fromkeys(o.arch for o in outcomes))
+    found = repeat.cells(outcomes)
     cells: Dict[str, Dict[str, str]] = {}
-    for o in outcomes:
-        cells.setdefault(o.scenario, {})[o.arch] = f"{o.status:<5} {o.seconds:5.1f}s"
+    for (scenario, arch), cell in found.items():
+        cells.setdefault(scenario, {})[arch] = cell.text() if cell.repeated else \
+            f"{cell.runs[-1].status:<5} {cell.runs[-1].seconds:5.1f}s"
     width = max([len(s) for s in cells] + [8])
+    column = max([12] + [len(t) for row in cells.values() for t in row.values()]) \
+        if any(c.repeated for c in found.values()) else 12
     kernels = {o.arch: o.kernel for o in outcomes if o.kernel}
     lines = []
     if kernels:
         lines.append("kernels: " + ", ".join(f"{a} {kernels[a]}" for a in arches if a in kernels))
-    lines.append((f"{'scenario':<{width}}" + "".join(f"  {a:<12}" for a in arches)).rstrip())
+    lines.append((f"{'scenario':<{width}}" + "".join(f"  {a:<{column}}" for a in arches))
+                 .rstrip())
     for scenario, row in cells.items():
         lines.append((f"{scenario:<{width}}"
-                      + "".join(f"  {row.get(a, '-'):<12}" for a in arches)).rstrip())
+                      + "".join(f"  {row.get(a, '-'):<{column}}" for a in arches)).rstrip())
     counts = {s: sum(o.status == s for o in outcomes) for s in Status}
     lines.append(f"{counts[Status.PASS]} passed, {counts[Status.FAIL]} failed, "
                  f"{counts[Status.SKIP]} skipped"
                  + (f", {counts[Status.XFAIL]} expected failures (known kernel failures, "
                     f"negative controls caught)" if counts[Status.XFAIL] else ""))
+    if any(c.repeated for c in found.values()):
+        lines += _repeat_lines(found.values(), repeat_count)
     if counts[Status.SKIP]:
         lines.append(f"{counts[Status.SKIP]} skipped, by cause:")
         lines += skipsummary.lines(skipsummary.groups(outcomes))
     return "\n".join(lines)
+
+
+def _repeat_lines(cells, repeat_count: int) -> List[str]:
+    """What a repeated run's cells mean, and those that ran fewer times than asked."""
+    lines = [f"--repeat {repeat_count}: a cell's failed runs (fail, xfail) of those that ran, "
+             "their 95% Wilson interval, the mean time"]
+    short = [f"{repeat.item_id(c.scenario, c.arch)} after {len(c.runs)}" for c in cells
+             if len(c.runs) < repeat_count]
+    if short:   # --until-fail's, or Ctrl-C's
+        lines.append(f"stopped before its {repeat_count} runs: " + ", ".join(short))
+    return lines
 
 
 def write(run_dir: Path, outcomes: List[Outcome], summary_text: str) -> Path:
@@ -108,12 +128,26 @@ def _junit(path: Path, outcomes: List[Outcome]) -> None:
                        failures=str(sum(o.status == Status.FAIL for o in outcomes)),
                        skipped=str(sum(o.status in (Status.SKIP, Status.XFAIL) for o in outcomes)),
                        time=f"{sum(o.seconds for o in outcomes):.1f}")
+    cells = repeat.cells(outcomes)
+    repeated = {key: cell for key, cell in cells.items() if cell.repeated}
+    if repeated:   # each cell's line, as in the summary (before the cases: JUnit's order)
+        props = ET.SubElement(suite, "properties")
+        for cell in repeated.values():
+            ET.SubElement(props, "property", name=repeat.item_id(cell.scenario, cell.arch),
+                          value=cell.text())
     for o in outcomes:
-        case = ET.SubElement(suite, "testcase", classname=o.scenario, name=f"{o.scenario}[{o.arch}]",
+        case = ET.SubElement(suite, "testcase", classname=o.scenario,
+                             name=repeat.item_id(o.scenario, o.arch, o.run),
                              time=f"{o.seconds:.1f}")
+        props = {}
         if o.kernel:   # the release, and the --kernel-patch files built into it
-            ET.SubElement(ET.SubElement(case, "properties"), "property", name="kernel",
-                          value=o.kernel)
+            props["kernel"] = o.kernel
+        if (o.scenario, o.arch) in repeated:
+            props.update(_rate_properties(o, repeated[(o.scenario, o.arch)]))
+        if props:
+            element = ET.SubElement(case, "properties")
+            for name, value in props.items():
+                ET.SubElement(element, "property", name=name, value=value)
         if o.status == Status.FAIL:
             ET.SubElement(case, "failure", message=o.message.splitlines()[0] if o.message
                           else "failed").text = o.message
@@ -121,6 +155,16 @@ def _junit(path: Path, outcomes: List[Outcome]) -> None:
             ET.SubElement(case, "skipped", type=str(o.status),
                           message=(o.message.splitlines() or [""])[0])
     ET.ElementTree(suite).write(path, encoding="unicode", xml_declaration=True)
+
+
+def _rate_properties(o: Outcome, cell: "repeat.Cell") -> Dict[str, str]:
+    """A repeated run's test case: which run it was, and its cell's failure rate."""
+    props = {"run": str(o.run), "failure_rate": cell.rate(),
+             "failed_runs": str(cell.failures), "runs": str(len(cell.ran))}
+    if cell.ran:
+        low, high = stats.wilson(cell.failures, len(cell.ran))
+        props.update(failure_rate_low=f"{low:.4f}", failure_rate_high=f"{high:.4f}")
+    return props
 
 
 def _html(run_dir: Path, outcomes: List[Outcome], versions: dict) -> str:
@@ -132,37 +176,13 @@ def _html(run_dir: Path, outcomes: List[Outcome], versions: dict) -> str:
     e = html.escape
     run = run_dir.resolve()   # links are relative to the page, so the directory can move
 
-    def cell(scenario: str, arch: str) -> str:
-        runs = rows[scenario].get(arch, [])
-        if not runs:
-            return '<td class="none">-</td>'
-        status = Status.FAIL if any(o.status == Status.FAIL for o in runs) else runs[0].status
-        parts = []
-        for o in runs:
-            text = f"{o.status} {o.seconds:.1f}s"
-            if o.artifacts:
-                kept = Path(o.artifacts).resolve()
-                rel = kept.relative_to(run) if kept.is_relative_to(run) else kept
-                links = " ".join(f'<a href="{e(str(rel / f.name))}">{e(f.stem)}</a>'
-                                 for f in sorted(kept.iterdir()) if f.is_file())
-                text = (f'<a class="result" href="{e(str(rel))}/">{e(text)}</a>'
-                        f'<div class="files">{links}</div>')
-            else:
-                text = f'<span class="result">{e(text)}</span>'
-            why = o.message.splitlines()[0] if o.message and o.status != Status.PASS else ""
-            if why:   # a failure's or a skip's reason, its first line
-                text += f'<div class="why">{e(why[:160] + ("..." if len(why) > 160 else ""))}</div>'
-            parts.append(f'<div title="{e(why)}">{text}</div>')
-        return (f'<td class="{status}" data-arch="{e(arch)}" data-status="{status}">'
-                + "".join(parts) + "</td>")
-
     image_rows = "".join(
         f"<tr><th>{e(a)}</th><td>{e(d['image'])}</td><td>{e(d.get('kernel', d['kernel_release']))}</td>"
         f"<td>{e(', '.join(f'{n} {v}' for n, v in d['packages'].items()) or '(built from source)')}"
         "</td></tr>" for a, d in versions["images"].items())
     matrix = "".join(
         f'<tr data-scenario="{e(s)}"><th class="scenario">{e(s)}</th>'
-        + "".join(cell(s, a) for a in arches) + "</tr>" for s in rows)
+        + "".join(_cell(rows[s].get(a, []), a, run) for a in arches) + "</tr>" for s in rows)
     legend = " ".join(f'<span class="{s}">{e(LABELS[s])}: {counts[s]}</span>' for s in COLOURS)
     style = "".join(f"td.{s}, span.{s} {{ background: {c}; }}\n" for s, c in COLOURS.items())
     return f"""<!DOCTYPE html>
@@ -193,6 +213,49 @@ th.scenario {{ text-align: left; font-weight: normal; font-family: monospace; }}
 <a href="versions.json">versions.json</a>, the consoles under <a href="machines/">machines/</a>.</p>
 </body></html>
 """
+
+
+def _cell(runs: List[Outcome], arch: str, run_dir: Path) -> str:
+    """A matrix cell: each run's result and time, and the reason of those that did not
+    pass; a repeated cell (--repeat) first gives its failed runs as k/N, lists the runs
+    that did not pass (with their run's number) and counts those that passed."""
+    if not runs:
+        return '<td class="none">-</td>'
+    e = html.escape
+    cell = repeat.Cell(runs[0].scenario, arch, runs)
+    if not cell.repeated:   # as before --repeat, a scenario given twice too
+        status = Status.FAIL if any(o.status == Status.FAIL for o in runs) else runs[0].status
+        parts = [_run_html(o, run_dir) for o in runs]
+    else:
+        status = cell.status
+        parts = [f'<div class="rate">{e(cell.text())}</div>']
+        parts += [_run_html(o, run_dir) for o in runs if o.status != Status.PASS]
+        passed = [o for o in runs if o.status == Status.PASS]
+        if passed:
+            parts.append(f'<div class="passes">{len(passed)} passed, mean '
+                         f'{sum(o.seconds for o in passed) / len(passed):.1f}s</div>')
+    return (f'<td class="{status}" data-arch="{e(arch)}" data-status="{status}">'
+            + "".join(parts) + "</td>")
+
+
+def _run_html(o: Outcome, run_dir: Path) -> str:
+    """One run in a cell: result and time (run K: with --repeat), linking to its artifacts,
+    and the first line of why it did not pass."""
+    e = html.escape
+    text = (f"run {o.run}: " if o.run else "") + f"{o.status} {o.seconds:.1f}s"
+    if o.artifacts:
+        kept = Path(o.artifacts).resolve()
+        rel = kept.relative_to(run_dir) if kept.is_relative_to(run_dir) else kept
+        links = " ".join(f'<a href="{e(str(rel / f.name))}">{e(f.stem)}</a>'
+                         for f in sorted(kept.iterdir()) if f.is_file())
+        text = (f'<a class="result" href="{e(str(rel))}/">{e(text)}</a>'
+                f'<div class="files">{links}</div>')
+    else:
+        text = f'<span class="result">{e(text)}</span>'
+    why = o.message.splitlines()[0] if o.message and o.status != Status.PASS else ""
+    if why:   # a failure's or a skip's reason, its first line
+        text += f'<div class="why">{e(why[:160] + ("..." if len(why) > 160 else ""))}</div>'
+    return f'<div title="{e(why)}">{text}</div>'
 
 
 def _skips(outcomes: List[Outcome]) -> str:

@@ -1,6 +1,10 @@
 """Every scenario on every arch, on a pool of guests per arch: each guest takes the next
 scenario of its arch's queue, longest expected first (from earlier runs' durations).
 
+With --repeat N each scenario x arch is N entries of its arch's queue (repeat.expand), so
+its runs spread over the pool; with --until-fail a guest that takes a run of a cell that
+has failed already drops it (repeat.UntilFail), and the cell has run fewer times.
+
 A guest spends most of a scenario waiting for the kernel's transition work (it retries once
 a second), so guests overlap well even on 2 cores. Ctrl-C stops the run promptly: no
 scenario starts any more, every guest is killed (its running command ends at once), and
@@ -13,7 +17,7 @@ import queue
 import threading
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
 
-from . import pool as poolmod
+from . import pool as poolmod, repeat
 from .log import LOG
 from .outcome import Outcome, Status
 from .scenario import Scenario
@@ -48,7 +52,12 @@ class Scheduler:
         self.guests, self.report = guests, report
         self.durations = poolmod.Durations(session.options.image)
         expected = self.durations.expected()
-        self.keys = {a: [f"{sc.id}[{a}]" for sc in scenarios] for a in arches}
+        # The queues' entries: (scenario's index, its run), each scenario N times.
+        self.runs = repeat.expand(range(len(scenarios)), session.options.repeat)
+        self.until_fail = repeat.UntilFail(session.run_dir) if session.options.until_fail \
+            else None
+        self.keys = {a: [repeat.item_id(scenarios[i].id, a) for i, _ in self.runs]
+                     for a in arches}
         self.queues: Dict[str, "queue.SimpleQueue[int]"] = {}
         for a in arches:
             self.queues[a] = queue.SimpleQueue()
@@ -79,8 +88,9 @@ class Scheduler:
             raise RunInterrupted(everything)
         if self.errors:
             raise self.errors[0]
-        self.durations.record((self.keys[a][i], o.seconds) for a in self.arches
-                              for i, o in self.results[a].items() if o.status != Status.SKIP)
+        self.durations.record(repeat.median_times(
+            (self.keys[a][j], o.seconds) for a in self.arches
+            for j, o in self.results[a].items() if o.status != Status.SKIP))
         return everything
 
     def _run_wave(self, wave: List[Tuple[str, int]]) -> None:
@@ -114,20 +124,26 @@ class Scheduler:
     def _guest(self, arch: str, slot: int) -> None:
         """Guest ``slot`` of ``arch`` runs scenarios from its arch's queue until it is empty
         or the run stops."""
-        i = -1   # the scenario this guest has taken and not yet recorded
+        i = -1   # the run (of self.runs) this guest has taken and not yet recorded
         try:
             while not self.stop.is_set():
                 try:
                     i = self.queues[arch].get_nowait()
                 except queue.Empty:
                     return
-                outcome = self.session.run_scenario(self.scenarios[i], arch, slot)
+                scenario, run = self.scenarios[self.runs[i][0]], self.runs[i][1]
+                if self.until_fail and self.until_fail.stopped(scenario.id, arch):
+                    i = -1   # its cell failed already: this run is not run
+                    continue
+                outcome = self.session.run_scenario(scenario, arch, slot)
+                outcome.run = run
                 if self.stop.is_set() and outcome.status == Status.FAIL:   # guest stopped
                     outcome.message = f"interrupted (Ctrl-C): {outcome.message}"
                 self._record(arch, i, outcome)
                 i = -1
         except ScenarioInterrupted as e:
             self.stop.set()
+            e.outcome.run = self.runs[i][1]
             self._record(arch, i, e.outcome)
         except BaseException as e:
             if not self.stop.is_set() and not isinstance(e, KeyboardInterrupt):
@@ -140,8 +156,9 @@ class Scheduler:
     def _killed(self, arch: str, slot: int, i: int, e: BaseException) -> Outcome:
         """Ctrl-C: killing this guest ended its scenario (or its boot) with whatever the dead
         guest caused; the scenario it had taken is still in the summary."""
-        outcome = Outcome(self.scenarios[i].id, arch, Status.FAIL, f"interrupted (Ctrl-C): its "
-                          f"guest was stopped ({type(e).__name__}: {e})", interrupted=True)
+        outcome = Outcome(self.scenarios[self.runs[i][0]].id, arch, Status.FAIL,
+                          f"interrupted (Ctrl-C): its guest was stopped ({type(e).__name__}: "
+                          f"{e})", interrupted=True, run=self.runs[i][1])
         machine = self.session.running_machine(arch, slot)
         if machine is not None:   # else it was still booting: nothing ran yet
             self.session.save_artifacts(outcome, machine)
@@ -150,5 +167,7 @@ class Scheduler:
     def _record(self, arch: str, i: int, outcome: Outcome) -> None:
         with self._lock:
             self.results[arch][i] = outcome
+            if self.until_fail:
+                self.until_fail.mark(outcome)
             if self.report:
                 self.report(outcome)

@@ -230,7 +230,8 @@ class Session:
         """Every scenario on every arch (scheduler.Scheduler), on a pool of guests per arch:
         ``pool``, else pool.size (Options.pool, or what the host holds)."""
         guests = min(pool or poolmod.size(len(arches), self.options.memory_mb,
-                                          self.options.pool), max(1, len(scenarios)))
+                                          self.options.pool),
+                     max(1, len(scenarios) * self.options.repeat))   # runs to share
         if guests > 1:
             LOG.info(f"a pool of {guests} guests per arch")
         return Scheduler(self, scenarios, arches, guests, report).run(parallel)

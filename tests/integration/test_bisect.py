@@ -6,6 +6,7 @@ once from its pre-patch callback), and one earlier commit does not compile. The 
 recipe must name exactly the planted commit. A kernel tree that does not build answers 125.
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -207,6 +208,9 @@ def test_a_flaky_failure_in_any_repeated_run_makes_the_step_bad(module_history, 
         cwd=repo, capture_output=True, text=True, env=_env(), timeout=600)
     assert result.returncode == bisect.BAD, result.stdout + result.stderr
     assert "failed in run 2 of 3 (--repeat: any failed run makes the step bad" in result.stdout
+    # the k/N line of `run --repeat`: the step stopped at run 2 of 3
+    assert re.search(r"^klp-bisect: \S*flaky\[\w+\]: fail  1/2 \(95% CI 9%–91%\) [\d.]+s \(the "
+                     r"step stopped at its first failed run\)$", result.stdout, re.M), result.stdout
 
 
 def test_a_missing_scenario_file_aborts_the_bisection(tmp_path):

@@ -54,12 +54,14 @@ VALUES = {
     "accel": ("tcg", "tcg"), "smp": ("3", 3), "memory": ("1024", 1024),
     "artifacts": ("out", Path("out")), "modules": ("mods", Path("mods").resolve()),
     "ko_dir": ("kos", Path("kos")), "pool": ("2", 2),
-    "kernel_patch": (__file__, Path(__file__).resolve())}   # a file that exists
+    "kernel_patch": (__file__, Path(__file__).resolve()),   # a file that exists
+    "repeat": ("3", 3), "until_fail": (None, True)}          # None: a flag without a value
 SET_BY_THE_FRONT_END = {"worker", "run_id"}   # not user options: pytest-xdist, the Session
 
 
 def _argv(dests):
-    return [arg for d in dests for arg in (options.pick(d)[0].flag, VALUES[d][0])]
+    return [arg for d in dests for arg in (options.pick(d)[0].flag, VALUES[d][0])
+            if arg is not None]
 
 
 def _sub(*names):
@@ -108,15 +110,14 @@ def test_bisect_plans_options_come_from_the_table(tmp_path, monkeypatch):
     (tmp_path / "mods").mkdir()
     table = {o.dest for o in options.ALL} & _dests(_sub("bisect-run"))
     assert table == {"arch", "image", "mirror", "kernel_tree", "build_dir", "modules",
-                     "accel", "smp", "memory"}
-    args = cli.parser().parse_args(["bisect-run", *_argv(sorted(table)), "--repeat", "2",
-                                    "s.yaml"])
+                     "accel", "smp", "memory", "repeat"}
+    args = cli.parser().parse_args(["bisect-run", *_argv(sorted(table)), "s.yaml"])
     plan = cli.bisect_plan(args)
     assert plan.options == Options(
         image="linux-6.12", mirror="file:///srv/mirror", kernel_tree=Path("/src/linux"),
         build_dir=Path("/build/linux"), module_dirs=[tmp_path / "mods"], accel="tcg",
-        cpus=3, memory_mb=1024)
-    assert (plan.arch, plan.repeat, plan.scenarios) == ("x86_64", 2, [Path("s.yaml")])
+        cpus=3, memory_mb=1024, repeat=3)
+    assert (plan.arch, plan.repeat, plan.scenarios) == ("x86_64", 3, [Path("s.yaml")])
 
 
 @pytest.mark.parametrize("argv, tree", [([], "cwd"), (["--modules", "mods"], None),
@@ -147,7 +148,8 @@ def test_the_cli_picks_its_options_when_its_parser_is_made(monkeypatch):
 @pytest.mark.parametrize("convert, good, bad, complaint", [
     (options.cpu_count, ("1", 1), ("0", "-1", "two"), "whole number of 1 or more"),
     (options.memory_size, ("128", 128), ("127", "0", "1G"), "at least 128"),
-    (options.guests_arg, ("3", 3), ("0", "-1", "two"), "whole number of 1 or more")])
+    (options.guests_arg, ("3", 3), ("0", "-1", "two"), "whole number of 1 or more"),
+    (options.repeat_count, ("20", 20), ("0", "-1", "2.5"), "whole number of runs of 1 or more")])
 def test_the_converters_refuse_what_no_guest_can_have(convert, good, bad, complaint):
     assert convert(good[0]) == good[1]
     for text in bad:

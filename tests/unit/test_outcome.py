@@ -31,7 +31,7 @@ def _every_field_set() -> Outcome:
     hints = typing.get_type_hints(Outcome)
     for f in dataclasses.fields(Outcome):
         kind = typing.get_origin(hints[f.name]) or hints[f.name]
-        values[f.name] = {str: f"the {f.name}", float: 12.5, bool: True,
+        values[f.name] = {str: f"the {f.name}", float: 12.5, bool: True, int: 7,
                           list: [f"one {f.name}", "two"]}.get(kind)
     values.update(status=Status.XFAIL, cause=Cause.LIVEPATCH_BUILD,
                   skip=Skip("the reason", "a group", ("CONFIG_A",), "linux-7.3"))

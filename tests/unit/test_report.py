@@ -67,3 +67,45 @@ def test_the_page_says_under_its_counts_what_the_skips_need(tmp_path):
     assert page.index('class="legend"') < page.index('id="skips"')
     # a run without skips has no such section
     assert 'id="skips"' not in report.write(tmp_path, outcomes[3:], "t").read_text()
+
+
+def test_a_repeated_cell_shows_its_rate_in_the_matrix_and_in_junit(tmp_path):
+    run = tmp_path / "run-1"
+    failed = run / "failed" / "a[x86_64]-2"
+    failed.mkdir(parents=True)
+    (failed / "failure.txt").write_text("why\n")
+    outcomes = [Outcome("a", "x86_64", "pass" if r % 4 else "xfail", "known failure: race",
+                        1.0, run=r, artifacts=str(failed) if r == 4 else "")
+                for r in range(1, 21)]
+    outcomes += [Outcome("a", "s390x", "pass", seconds=2.0, run=r) for r in range(1, 21)]
+    page = report.write(run, outcomes, "the table")
+
+    m = report.MatrixReader()
+    m.feed(page.read_text())
+    assert m.cells[("a", "x86_64")][0] == "xfail"     # the cell's status: data-status
+    text = m.cells[("a", "x86_64")][1]
+    assert text.startswith("xfail 5/20 (95% CI 11%–47%) 1.0s")
+    assert "run 4: xfail 1.0s" in text and "15 passed, mean 1.0s" in text
+    assert "run 5:" not in text                        # passes are counted, not listed
+    assert m.links[("a", "x86_64")] == ["failed/a[x86_64]-2/", "failed/a[x86_64]-2/failure.txt"]
+    assert m.cells[("a", "s390x")] == ("pass", "pass  0/20 (95% CI 0%–16%) 2.0s20 passed, mean 2.0s")
+
+    suite = ET.parse(run / "junit.xml").getroot()
+    cases = {c.get("name"): c for c in suite.iter("testcase")}
+    assert len(cases) == 40 and {"a[x86_64]", "a[x86_64-run2]", "a[s390x-run20]"} <= set(cases)
+    props = {p.get("name"): p.get("value") for p in cases["a[x86_64-run4]"].iter("property")}
+    assert props == {"run": "4", "failure_rate": "5/20 (95% CI 11%–47%)", "failed_runs": "5",
+                     "runs": "20", "failure_rate_low": "0.1119", "failure_rate_high": "0.4687"}
+    assert cases["a[x86_64-run4]"].find("skipped").get("type") == "xfail"
+    # the cells' lines, as the summary has them, in the suite's own properties
+    cells = {p.get("name"): p.get("value") for p in suite.find("properties")}
+    assert cells == {"a[x86_64]": "xfail 5/20 (95% CI 11%–47%) 1.0s",
+                     "a[s390x]": "pass  0/20 (95% CI 0%–16%) 2.0s"}
+
+
+def test_one_run_per_cell_adds_nothing_to_junit(tmp_path):
+    """The control of the test above: unrepeated runs have no rate anywhere."""
+    report.write(tmp_path, [Outcome("a", "x86_64", "pass", seconds=1.0)], "t")
+    suite = ET.parse(tmp_path / "junit.xml").getroot()
+    assert suite.find("properties") is None and list(suite.iter("property")) == []
+    assert "95% CI" not in (tmp_path / "report.html").read_text()

@@ -48,3 +48,37 @@ def test_each_run_has_its_own_artifacts_dir_and_latest_points_to_the_newest(tmp_
     assert first.run_dir.is_dir() and second.run_dir.is_dir()
     # the caller's options stay as given: one Options can make several sessions
     assert first.options.artifacts == tmp_path and second.options.run_id == ""
+
+
+def _repeated(scenario, arch, statuses, seconds=2.0):
+    return [Outcome(scenario, arch, st, seconds=seconds, run=i + 1)
+            for i, st in enumerate(statuses)]
+
+
+def test_a_repeated_cell_gives_its_failed_runs_as_k_of_n_with_the_interval():
+    outcomes = (_repeated("consistency/chain", "x86_64", ["xfail"] * 5 + ["pass"] * 15)
+                + _repeated("consistency/chain", "s390x", ["pass"] * 20)
+                + _repeated("smoke/a", "x86_64", ["pass", "fail"])   # stopped at run 2
+                + _repeated("smoke/a", "s390x", ["skip"] * 20, seconds=0.0))
+    table = summary(outcomes, 20).splitlines()
+    assert table[0].split() == ["scenario", "x86_64", "s390x"]
+    assert table[1] == ("consistency/chain  xfail 5/20 (95% CI 11%–47%) 2.0s  "
+                        "pass  0/20 (95% CI 0%–16%) 2.0s")
+    assert table[2] == "smoke/a            fail  1/2 (95% CI 9%–91%) 2.0s    skip    0.0s"
+    assert table[3].startswith("36 passed, 1 failed, 20 skipped, 5 expected failures")
+    assert table[4] == ("--repeat 20: a cell's failed runs (fail, xfail) of those that ran, "
+                        "their 95% Wilson interval, the mean time")
+    assert table[5] == "stopped before its 20 runs: smoke/a[x86_64] after 2"
+
+
+def test_one_run_per_cell_keeps_the_table_as_it_was():
+    """N = 1: no rate, no --repeat line (the table of the first test above, unchanged);
+    the control: the same outcomes numbered as runs do get them."""
+    once = [Outcome("a", "x86_64", "pass", seconds=1.23), Outcome("a", "s390x", "fail")]
+    assert summary(once, 1) == summary(once) == (
+        "scenario  x86_64        s390x\n"
+        "a         pass    1.2s  fail    0.0s\n"
+        "1 passed, 1 failed, 0 skipped")
+    for o in once:
+        o.run = 1
+    assert "(95% CI" in summary(once, 1) and "--repeat 1:" in summary(once, 1)
