@@ -184,8 +184,7 @@ class Session:
             self._discard(outcome.arch, slot)
         if outcome.status.failed:
             self.save_artifacts(outcome, machine, first_command)
-        # While Ctrl-C stops the run, every guest is being stopped anyway (by the thread
-        # that caught it): no "the guest keeps what ... left" for guests killed on purpose.
+        # Under Ctrl-C every guest is being stopped anyway: no "keeps what ... left" then.
         if outcome.unclean and not outcome.interrupted and not self.stopping.is_set():
             LOG.info(f"{outcome.arch}: the guest keeps what {outcome.scenario} left "
                      f"({outcome.unclean}); the next test boots a fresh one")
