@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import List
 
 from . import (bench, bisect, buildfigures, external, hosttools, image as imagemod,
-               klpbuild, kselftest, modules, options, phases, repeat, report)
+               klpbuild, kselftest, modules, options, phases, report)
+from . import repeat
 from .errors import HarnessError, InputError
 from .log import LOG, LOG_FORMAT
 from .paths import PARITY_SCENARIOS as PARITY, SCENARIOS
