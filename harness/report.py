@@ -101,10 +101,10 @@ def _repeat_lines(cells, repeat_count: int) -> List[str]:
     """What a repeated run's cells mean, and those that ran fewer times than asked."""
     lines = [f"--repeat {repeat_count}: a cell's failed runs (fail, xfail) of those that ran, "
              "their 95% Wilson interval, the mean time"]
-    short = [f"{repeat.item_id(c.scenario, c.arch)} after {len(c.runs)}" for c in cells
+    short = [f"{repeat.item_id(c.scenario, c.arch)} {len(c.runs)}" for c in cells
              if len(c.runs) < repeat_count]
-    if short:   # --until-fail's, or Ctrl-C's
-        lines.append(f"stopped before its {repeat_count} runs: " + ", ".join(short))
+    if short:   # --until-fail's, Ctrl-C's, or pytest -k's
+        lines.append(f"ran fewer than {repeat_count} times: " + ", ".join(short))
     return lines
 
 

@@ -112,7 +112,7 @@ def test_until_fail_stops_at_the_first_failure_and_keeps_its_artifacts(request, 
     out = capsys.readouterr().out
     assert code == 1, out
     assert _cell(out)[:3] == ("fail", 1, 3), out   # runs 4..20 were not run
-    assert f"stopped before its {N} runs: deck/half-fail[x86_64] after 3" in out
+    assert f"ran fewer than {N} times: deck/half-fail[x86_64] 3" in out
     run = (tmp_path / "art" / "latest").resolve()
     [kept] = (run / "failed").iterdir()
     assert kept.name == "deck_half-fail[x86_64]"
