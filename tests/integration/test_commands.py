@@ -17,7 +17,7 @@ import types
 
 import pytest
 
-from harness import bench, cache, cli, image as imagemod, kernelbuild, kselftest
+from harness import bench, cache, cli, image as imagemod, kernelbuild, kselftest, log
 from harness.pytest_plugin import selected_arches
 from harness.scenario import discover
 
@@ -73,17 +73,17 @@ def in_process(capsys):
     """cli.main(ARGS) in this process, for a test that shrinks the command's work with
     monkeypatch: (exit status, stdout, stderr). The stderr log handler main() adds is
     removed after, so it does not outlive the captured stream."""
-    before = list(cache.LOG.handlers), cache.LOG.level
+    before = list(log.LOG.handlers), log.LOG.level
 
     def run(*args):
         status = cli.main([str(a) for a in args])
         out, err = capsys.readouterr()
         return status, out, err
     yield run
-    for handler in cache.LOG.handlers[:]:
+    for handler in log.LOG.handlers[:]:
         if handler not in before[0]:
-            cache.LOG.removeHandler(handler)
-    cache.LOG.setLevel(before[1])
+            log.LOG.removeHandler(handler)
+    log.LOG.setLevel(before[1])
 
 
 def lines_match(out, *patterns):
