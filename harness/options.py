@@ -41,21 +41,23 @@ class Options:
 
 # The values' converters (argparse's type=): a bad value is a usage error before anything
 # boots.
+def _whole_number(text: str, least: int, what: str) -> int:
+    """``text`` as a whole number of at least ``least``; else a usage error saying ``what``
+    the value must be."""
+    if not text.isdigit() or int(text) < least:
+        raise argparse.ArgumentTypeError(f"{what}, got {text!r}")
+    return int(text)
+
+
 def cpu_count(text: str) -> int:
     """--smp's value: a whole number of guest CPUs, 1 or more."""
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"guest CPUs must be a whole number of 1 or more, "
-                                          f"got {text!r}")
-    return int(text)
+    return _whole_number(text, 1, "guest CPUs must be a whole number of 1 or more")
 
 
 def memory_size(text: str) -> int:
     """--memory's value: MiB of guest memory, at least MIN_MEMORY_MB."""
-    if not text.isdigit() or int(text) < MIN_MEMORY_MB:
-        raise argparse.ArgumentTypeError(
-            f"guest memory is a number of MiB of at least {MIN_MEMORY_MB} (the kernel and its "
-            f"initramfs must fit), got {text!r}")
-    return int(text)
+    return _whole_number(text, MIN_MEMORY_MB, f"guest memory is a number of MiB of at least "
+                         f"{MIN_MEMORY_MB} (the kernel and its initramfs must fit)")
 
 
 def patch_file(text: str) -> Path:
@@ -69,18 +71,12 @@ def patch_file(text: str) -> Path:
 
 def guests_arg(text: str) -> int:
     """--pool's value: guests per arch, 1 or more."""
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"guests per architecture must be a whole number of 1 "
-                                          f"or more, got {text!r}")
-    return int(text)
+    return _whole_number(text, 1, "guests per architecture must be a whole number of 1 or more")
 
 
 def repeat_count(text: str) -> int:
     """--repeat's value: runs of each scenario on each arch, 1 or more."""
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"--repeat takes a whole number of runs of 1 or more, "
-                                          f"got {text!r}")
-    return int(text)
+    return _whole_number(text, 1, "--repeat takes a whole number of runs of 1 or more")
 
 
 def module_dir(text: str) -> Path:
