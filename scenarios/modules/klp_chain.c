@@ -51,7 +51,7 @@ static DECLARE_WAIT_QUEUE_HEAD(hold_wq);
 static DEFINE_SPINLOCK(lock);
 static pid_t held[MAX_HELD];
 static atomic_long_t calls, mixed;
-static char first_mixed[200];
+static char first_mixed[320];
 /* The last call's versions, outer << 16 | inner, in one word (no lock on the hot path) */
 static int last_call = -1;
 static struct task_struct *kthread;
@@ -113,28 +113,56 @@ void klp_chain_hold(void)
 }
 EXPORT_SYMBOL_GPL(klp_chain_hold);
 
+int klp_chain_transitions;
+EXPORT_SYMBOL_GPL(klp_chain_transitions);
+
+void klp_chain_transition(bool patching)
+{
+	WRITE_ONCE(klp_chain_transitions, ((klp_chain_transitions >> 1) + 1) << 1 | patching);
+}
+EXPORT_SYMBOL_GPL(klp_chain_transition);
+
+/* "in transition 5, a patching one" */
+static void transition_name(char *buf, size_t size, int transitions)
+{
+	if (!transitions)
+		snprintf(buf, size, "before any transition");
+	else
+		snprintf(buf, size, "in transition %d, %s", transitions >> 1,
+			 transitions & 1 ? "a patching one" : "an unpatching one");
+}
+
 void klp_chain_record(int token, int inner_version)
 {
 	int outer_version = klp_chain_token_version(token);
 	int outer_state = klp_chain_token_state(token);
+	int outer_transitions = klp_chain_token_transitions(token);
 	int inner_state = READ_ONCE(current->patch_state);
+	int inner_transitions = READ_ONCE(klp_chain_transitions) & CHAIN_TOKEN_TRANSITIONS;
+	char outer_in[48], inner_in[48], states[160];
 
 	WRITE_ONCE(last_call, outer_version << 16 | inner_version);
 	atomic_long_inc(&calls);
 	if (outer_version == inner_version)
 		return;
+	transition_name(outer_in, sizeof(outer_in), outer_transitions);
+	transition_name(inner_in, sizeof(inner_in), inner_transitions);
+	if (outer_transitions == inner_transitions)
+		snprintf(states, sizeof(states), "its patch_state %d as the outer began, %d in "
+			 "the inner, both %s", outer_state, inner_state, inner_in);
+	else
+		snprintf(states, sizeof(states), "its patch_state %d as the outer began, %s; "
+			 "%d in the inner, %s", outer_state, outer_in, inner_state, inner_in);
 	if (atomic_long_inc_return(&mixed) == 1) {
 		spin_lock(&lock);
 		snprintf(first_mixed, sizeof(first_mixed),
 			 "pid %d (%s) ran klp_chain_outer version %d, then klp_chain_inner "
-			 "version %d (its patch_state %d as the outer began, %d in the inner)",
-			 current->pid, current->comm, outer_version, inner_version,
-			 outer_state, inner_state);
+			 "version %d (%s)", current->pid, current->comm, outer_version,
+			 inner_version, states);
 		spin_unlock(&lock);
 	}
-	pr_info("mixed call: pid %d (%s): klp_chain_outer version %d, klp_chain_inner version %d, patch_state %d then %d\n",
-		current->pid, current->comm, outer_version, inner_version, outer_state,
-		inner_state);
+	pr_info("mixed call: pid %d (%s): klp_chain_outer version %d, klp_chain_inner version %d, %s\n",
+		current->pid, current->comm, outer_version, inner_version, states);
 }
 EXPORT_SYMBOL_GPL(klp_chain_record);
 

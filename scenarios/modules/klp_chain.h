@@ -25,14 +25,29 @@ void klp_chain_hold(void);	/* sleeps here while a hold is set (see klp_chain.c) 
 void klp_chain_record(int token, int inner_version);
 
 /*
- * An outer's token: its version, and the livepatch state of its task (patch_state:
- * -1 none in transition, 0 unpatched, 1 patched) as the outer began. A mixed call then
- * tells a task switched before its outer ran (the state the inner saw) from one switched
- * while in it (the state the handler chose the outer by).
+ * The livepatches' transitions, counted: their pre-patch and pre-unpatch callbacks (which
+ * run before a transition starts, and only the new patch's in an atomic replace; also
+ * when klp_chain loads after a patch, which scenarios under load do not do) call
+ * klp_chain_transition(). klp_chain_transitions holds the count << 1 | 1 if the last one
+ * patches. A mixed call then tells a task switched on its way into the outer (one
+ * transition seen by both functions) from one that began the outer in an earlier one.
  */
+extern int klp_chain_transitions;
+void klp_chain_transition(bool patching);
+
+/*
+ * An outer's token: its version, the livepatch state of its task (patch_state: -1 none
+ * in transition, 0 unpatched, 1 patched) and the transition (klp_chain_transitions, 20
+ * bits) as the outer began. A mixed call then tells a task switched before its outer ran
+ * (the state the inner saw) from one switched while in it (the state the handler chose
+ * the outer by).
+ */
+#define CHAIN_TOKEN_TRANSITIONS 0xfffff
+
 static inline int klp_chain_token(int version)
 {
-	return version | (READ_ONCE(current->patch_state) + 1) << 8;
+	return version | (READ_ONCE(current->patch_state) + 1) << 8 |
+		(READ_ONCE(klp_chain_transitions) & CHAIN_TOKEN_TRANSITIONS) << 10;
 }
 
 static inline int klp_chain_token_version(int token)
@@ -42,7 +57,12 @@ static inline int klp_chain_token_version(int token)
 
 static inline int klp_chain_token_state(int token)
 {
-	return (token >> 8) - 1;
+	return ((token >> 8) & 3) - 1;
+}
+
+static inline int klp_chain_token_transitions(int token)
+{
+	return (token >> 10) & CHAIN_TOKEN_TRANSITIONS;
 }
 
 /*

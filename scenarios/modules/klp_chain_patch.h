@@ -33,8 +33,27 @@ static struct klp_func funcs[] = {
 	{ }
 };
 
+/* Each transition of this patch counted before it starts (see klp_chain.h). */
+static int livepatch_pre_patch(struct klp_object *obj)
+{
+	klp_chain_transition(true);
+	return 0;
+}
+
+static void livepatch_pre_unpatch(struct klp_object *obj)
+{
+	klp_chain_transition(false);
+}
+
 static struct klp_object objs[] = {
-	{ .name = "klp_chain", .funcs = funcs, },
+	{
+		.name = "klp_chain",
+		.funcs = funcs,
+		.callbacks = {
+			.pre_patch = livepatch_pre_patch,
+			.pre_unpatch = livepatch_pre_unpatch,
+		},
+	},
 	{ }
 };
 
