@@ -49,7 +49,7 @@ def probe(profile: ArchProfile, image: Image) -> Tuple[bool, str]:
             machine.boot(until="init")
             works, detail = True, f"reached init in {machine.stage_times['init']:.1f}s"
         except HarnessError as e:
-            works, detail = False, str(e).splitlines()[0]
+            works, detail = False, e.headline
         finally:
             machine.shutdown()
     verdict_file.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,13 @@ pytest-xdist worker's, a thread pool's) is made by the same constructor, fields 
 class HarnessError(Exception):
     """Base class: a problem the user can act on (bad input, missing tool, ...)."""
 
+    @property
+    def headline(self) -> str:
+        """The first line of the message (what a one-line summary shows; the rest, a
+        console excerpt or a list, is for the full report)."""
+        text = str(self)
+        return text.splitlines()[0] if text else type(self).__name__
+
 
 class MissingHostTool(HarnessError):
     """A program the harness needs is not on this host."""

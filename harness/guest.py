@@ -183,7 +183,7 @@ class Guest:
                 "&& kill -9 ${p#/proc/} 2>/dev/null; done; true", 30 * self.scale)
         except BootError as e:
             self._close_shell()
-            return e.message.splitlines()[0]   # its headline, without the console
+            return e.headline
         except (_ShellTimeout, EOFError, OSError, paramiko.SSHException):
             self._close_shell()   # the next command finds out what is wrong
         return ""

@@ -186,7 +186,7 @@ class Runner:
             if outcome.status != Status.SKIP:
                 self._leak_check(shadow_baseline, outcome)
         except HarnessError as e:   # a guest that cannot be cleaned up is not reused
-            outcome.unclean = f"its clean-up failed: {str(e).splitlines()[0]}"
+            outcome.unclean = f"its clean-up failed: {e.headline}"
 
     # -- steps ----------------------------------------------------------------------------
 

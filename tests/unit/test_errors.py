@@ -91,3 +91,11 @@ def test_a_cleanup_note_says_whether_its_change_lasts():
     [note] = livepatch.unload_modules(guest, ["klp_a"])
     assert (note.text, note.lasting, str(note)) == ("could not unload klp_a: in use", True,
                                                     "could not unload klp_a: in use")
+
+
+def test_an_errors_headline_is_its_first_line_without_the_console():
+    from harness.errors import BootError, HarnessError
+    e = BootError("no shell after 60s", console_excerpt="[ 1.0] Kernel panic\n[ 1.1] ...")
+    assert e.headline == "no shell after 60s"
+    assert "Kernel panic" in str(e)
+    assert HarnessError().headline == "HarnessError"   # never an empty line
