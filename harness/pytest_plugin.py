@@ -20,6 +20,7 @@ scenario items are not; and a Python test reports no scenario outcome to count.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import threading
@@ -130,9 +131,10 @@ def pytest_configure(config):
     # One artifacts dir for the run, also across xdist workers (see pytest_configure_node).
     config.stash[_RUN_ID] = (getattr(config, "workerinput", {}).get("klp_run_id")
                              or artifacts.new_run_id())
+    plan = _shard_plan(config)
     results = _Results()
     config.pluginmanager.register(results, "klp-harness-results")
-    config.pluginmanager.register(_Sharding(), "klp-harness-shards")
+    config.pluginmanager.register(_Sharding(plan), "klp-harness-shards")
     config.stash[_OUTCOMES] = results.outcomes
     config.stash[_DURATIONS] = results.durations
     handler = _TerminalHandler(config)
@@ -173,8 +175,30 @@ def _show(config, line: str) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node):
-    """xdist: each worker writes its artifacts into the controller's run dir."""
+    """xdist: each worker writes its artifacts into the controller's run dir, and runs
+    its part of the controller's shard."""
     node.workerinput["klp_run_id"] = node.config.stash[_RUN_ID]
+    plan = node.config.pluginmanager.get_plugin("klp-harness-shards").plan
+    node.workerinput["klp_shard"] = str(plan.shard) if plan.shard else ""
+
+
+def _shard_plan(config) -> shard.Plan:
+    """The shard this run is, decided before collection (a wrong one is refused before
+    anything builds). The CI engine's variables are read once, here, and taken out of
+    the environment: a test that starts klp-harness or pytest itself (as the harness's
+    own tests do) must run its whole selection, not a shard of it. An xdist worker has
+    its controller's shard."""
+    worker = getattr(config, "workerinput", None)
+    try:
+        if worker is not None:
+            flag = shard.parse(worker["klp_shard"]) if worker.get("klp_shard") else None
+            return shard.plan(flag, None, config.getoption("klp_shard_durations"), {})
+        plan = options.shard_plan(lambda dest: config.getoption(f"klp_{dest}"))
+    except HarnessError as e:
+        raise pytest.UsageError(str(e)) from None
+    for name in shard.ENGINE_VARIABLES:
+        os.environ.pop(name, None)
+    return plan
 
 
 def klp_session(config) -> Session:
@@ -359,12 +383,12 @@ class _Sharding:
     run` splits by too) and deselects the others; and writes run.json for a merge. Each
     xdist worker collects, and splits, alike."""
 
+    def __init__(self, plan: shard.Plan):
+        self.plan = plan
+
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, session, config, items):
-        try:
-            plan = options.shard_plan(lambda dest: config.getoption(f"klp_{dest}"))
-        except HarnessError as e:
-            raise pytest.UsageError(str(e)) from None
+        plan = self.plan
         scenario_items = [i for i in items if isinstance(i, ScenarioItem)]
         if config.option.collectonly or (plan.shard is None and not scenario_items):
             return   # a run of Python tests alone leaves no run dir, as before

@@ -35,6 +35,7 @@ from .paths import SHARD_DURATIONS
 MIN_SECONDS = 0.5        # what any cell costs (its applicability check, its record)
 DEFAULT_SECONDS = 10.0   # a cell's expected time when no cell of the selection is known
 TOTAL_ENV = "KLP_HARNESS_SHARD_TOTAL"   # N beside a Kubernetes Indexed Job's index
+ENGINE_VARIABLES = ("CI_NODE_INDEX", "CI_NODE_TOTAL", "JOB_COMPLETION_INDEX", TOTAL_ENV)
 
 
 class ShardError(HarnessError):
