@@ -111,7 +111,7 @@ def _test(o: Outcome, run_key: str, build_id: str, url: Url) -> dict:
             "misc": {"scenario": o.scenario, "arch": o.arch, "klp_status": str(o.status)}}
     first = (o.message.splitlines() or [""])[0]
     if why or (first and o.status != Status.PASS):
-        test["comment"] = "; ".join(t for t in (why, first) if t)[:1000]
+        test["comment"] = "; ".join(t for t in (why, first) if t)[:1000].replace("\0", "")
     for name, value in (("kernel", o.kernel), ("run", o.run), ("cause", str(o.cause)),
                         ("expected", str(o.expected))):
         if value:

@@ -82,7 +82,8 @@ def check(parts: List[Part]) -> None:
             raise MergeError(f"{p.name} has an outcome of {stray[0]}, which is not its cell")
         if missing:
             raise MergeError(f"{p.name} has no outcome for {len(missing)} of its cells, the "
-                             f"first {missing[0]}: the run did not end; run it again")
+                             f"first {missing[0]}: the run stopped early, or an error came "
+                             "before the scenario ran (see its log); run that shard again")
 
 
 def _check_builds(parts: List[Part]) -> None:
