@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from . import applicability, cache, image as imagemod, kernelbuild, klpbuild, modules
+from . import (applicability, buildinfo, cache, image as imagemod, kernelbuild, klpbuild,
+               modules)
 from . import prebuilt, programs, shadow
 from .errors import BuildError, HarnessError
 from .log import progress
@@ -87,7 +88,7 @@ def _entry_of(path: Path) -> Optional[Path]:
     return root / parts[0] / parts[1] if parts[0] in ENTRY_KINDS and len(parts) > 2 else None
 
 
-def _stage_image(image: imagemod.Image, into: Path, bundle_name: str) -> Path:
+def _stage_image(image: imagemod.Image, into: Path, bundle_name: str, recipe: str) -> Path:
     """A copy of ``image``'s cache entry as a bundle carries it (hard links where it can):
     without a kbuild dir of its own, with the stand-in and a manifest that says so."""
     staged = into / "images" / image.dir.name
@@ -115,7 +116,9 @@ def _stage_image(image: imagemod.Image, into: Path, bundle_name: str) -> Path:
     skip = klpbuild.unsupported_skip(image)
     manifest.update(kbuild_dir=STAND_IN, prebuilt={
         "bundle": bundle_name,
-        "klp_build_skip": [skip.reason, skip.group] if skip else None})
+        "klp_build_skip": [skip.reason, skip.group] if skip else None,
+        # What a test machine cannot tell (no kernel source there), for versions.json.
+        "source": buildinfo.source(image, recipe)})
     (staged / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     cache.complete(staged)
     return staged
@@ -151,7 +154,7 @@ def write(name: str, parts: Dict[str, ArchParts], out: Path) -> dict:
     try:
         dirs = []
         for a, p in parts.items():
-            staged = _stage_image(p.image, staging, out.name)
+            staged = _stage_image(p.image, staging, out.name, name)
             manifest["images"][a] = {"key": p.image.dir.name,
                                      "base_key": imagemod.input_hash(recipe, a),
                                      "kernel": p.image.kernel_name}

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import List
 
 from . import (bench, bisect, buildfigures, bundle, external, hosttools, image as imagemod,
-               klpbuild, kselftest, modules, options, phases, repeat, report)
+               klpbuild, kselftest, merge, modules, options, phases, repeat, report,
+               runrecord, shard)
 from .errors import HarnessError, InputError
 from .log import LOG, LOG_FORMAT
 from .paths import PARITY_SCENARIOS as PARITY, SCENARIOS
@@ -100,18 +101,62 @@ def cmd_validate(args) -> int:
     return 2 if bad else 0
 
 
-def cmd_run(args) -> int:
-    arches = _arches(args)
+def _run_scenarios(args) -> List[Scenario]:
+    """The scenarios `run` was given (all, unless --ko-dir asks for its modules only), the
+    generic checks of --ko-dir's and of livepatches built from patches; all validated
+    before anything boots."""
     if args.scenarios:
         files = discover([Path(p) for p in args.scenarios])
-    else:   # everything, unless --ko-dir asks for its modules only
+    else:
         files = [] if args.ko_dir else discover([SCENARIOS])
     files += external.write_scenarios(args.ko_dir, Path(args.artifacts))
-    scenarios = [Scenario.load(path) for path in files]   # all validated before anything boots
-    scenarios += external.livepatch_checks(scenarios, Path(args.artifacts))
+    scenarios = [Scenario.load(path) for path in files]
+    return scenarios + external.livepatch_checks(scenarios, Path(args.artifacts))
+
+
+def _record_run(session: Session, args, arches: List[str], selection: List[str],
+                mine: List[str], plan: shard.Plan) -> None:
+    """run.json: what this run (or shard) is, for `klp-harness merge`."""
+    runrecord.RunRecord(report.harness_version(), imagemod.recipe_path(args.image).stem,
+                        arches, selection, mine, mine, plan.shard, plan.durations_sha256,
+                        args.repeat, "run", session.run_id).write(session.run_dir)
+
+
+def cmd_run(args) -> int:
+    arches = _arches(args)
+    scenarios = _run_scenarios(args)
+    plan = options.shard_plan(lambda dest: getattr(args, dest))
+    selection = [shard.cell(sc.id, a) for sc in scenarios for a in arches]
+    if not selection:   # never "0 passed"
+        raise HarnessError("nothing to run: no scenario selected (--ko-dir without modules?)")
+    mine = plan.mine(selection)
     imagemod.patched_source(args.image, args.kernel_patch, args.mirror)   # applies? first
     session = Session(_options(args))
+    _record_run(session, args, arches, selection, mine, plan)
+    if plan.shard is not None:
+        print(f"shard {plan.shard}: {len(mine)} of the selection's {len(set(selection))} "
+              "cells", file=sys.stderr)
+        if not mine:   # more shards than cells: this job has nothing to do, and says so
+            return _empty_shard(session, plan, len(set(selection)))
+    return _run_and_report(args, session, scenarios, arches,
+                           set(mine) if plan.shard else None)
 
+
+def _empty_shard(session: Session, plan: shard.Plan, cells: int) -> int:
+    """A shard that got no cell (N > cells): exit 0, saying so; its run dir records it,
+    and merge checks that the shards add up to the selection."""
+    print(f"shard {plan.shard} has no cell to run: the selection has {cells} cell(s) for "
+          f"{plan.shard.total} shards (nothing ran here; merge the shards' run dirs)")
+    report.write(session.run_dir, [], summary([]))
+    print(f"artifacts of this run: {session.run_dir}")
+    session.close()
+    return 0
+
+
+def _run_and_report(args, session: Session, scenarios: List[Scenario], arches: List[str],
+                    cells) -> int:
+    """Run the scenarios (a shard's ``cells`` of them), print the summary, write the
+    report; exit 1 if any failed, 130 if interrupted."""
     def show(outcome) -> None:
         print(f"{outcome.status.upper():4} "
               f"{repeat.item_id(outcome.scenario, outcome.arch, outcome.run)} "
@@ -121,7 +166,8 @@ def cmd_run(args) -> int:
     started = time.monotonic()
     interrupted = False
     try:
-        outcomes = session.run_all(scenarios, arches, parallel=not args.serial, report=show)
+        outcomes = session.run_all(scenarios, arches, parallel=not args.serial, report=show,
+                                   cells=cells)
     except RunInterrupted as e:   # Ctrl-C: what ran so far, then exit 130
         outcomes, interrupted = e.outcomes, True
     finally:
@@ -134,9 +180,8 @@ def cmd_run(args) -> int:
     table = summary(outcomes, args.repeat)
     print(table)
     print(f"artifacts of this run: {session.run_dir}")
-    if outcomes:
-        page = report.write(session.run_dir, outcomes, table)
-        print(f"report: {page}")
+    page = report.write(session.run_dir, outcomes, table, interrupted)
+    print(f"report: {page}")
     # Where the time went: on stderr beside the wall time, and phases.json in the run's dir.
     print(phases.finish(session.run_dir, STARTED, buildfigures.cores()),
           file=sys.stderr)
@@ -236,7 +281,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="klp-harness", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     for add in (_add_setup, _add_images, _add_validate, _add_run, _add_kselftest,
-                _add_bisect_run, _add_livepatch, _add_bench, _add_bundle):
+                _add_bisect_run, _add_livepatch, _add_bench, _add_bundle, _add_merge):
         add(sub)
     return p
 
@@ -280,6 +325,7 @@ def _add_run(sub) -> None:
     # Every option the pytest plugin has: the two run the same scenarios.
     options.add_to_parser(s, options.pick("artifacts", "ko_dir", "modules", "pool",
                                           "kernel_patch", "repeat", "until_fail"))
+    options.add_to_parser(s, options.SHARDS)
     s.add_argument("--serial", action="store_true",
                    help="one architecture after the other (default: one thread per arch)")
     s.add_argument("scenarios", nargs="*", help="scenario files or directories "
@@ -437,6 +483,30 @@ def _add_bundle(sub) -> None:
         "default": None, "help": "refuse the bundle unless it holds this image"}, arch={
         "help": "refuse the bundle unless it holds this arch (repeatable)"})
     s.set_defaults(func=cmd_bundle_import)
+
+
+def cmd_merge(args) -> int:
+    """Join the run dirs of a sharded run's shards into one report (merge.py); exit 1 if a
+    cell failed, as `run`, 2 if the run dirs do not make one run."""
+    outcomes, table, page = merge.merge([Path(d) for d in args.run_dirs], Path(args.output),
+                                        args.artifacts_url)
+    print(table)
+    print(f"merged {len(args.run_dirs)} run dir(s): {page}")
+    return 1 if any(o.status == Status.FAIL for o in outcomes) else 0
+
+
+def _add_merge(sub) -> None:
+    s = sub.add_parser("merge", help="one report from the run dirs of a sharded run's "
+                                     "shards; exit 1 if any cell failed, 2 if a shard is "
+                                     "missing or of another run")
+    s.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                   help="a shard's run dir (artifacts/<run-id>), one per shard")
+    s.add_argument("-o", "--output", required=True, metavar="OUT_DIR",
+                   help="where the merged report goes (a new or empty dir)")
+    s.add_argument("--artifacts-url", metavar="URL",
+                   help="where OUT_DIR will be published, for kcidb.json's artifact URLs "
+                        "(default: file: URLs of OUT_DIR)")
+    s.set_defaults(func=cmd_merge)
 
 
 def show_progress() -> None:

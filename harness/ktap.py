@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, List
 
-VERSION_LINE = "TAP version 13"
+VERSION_LINE = "TAP version 13"   # as kselftest's runner.sh prints it
+KTAP_V1 = "KTAP version 1"        # the kernel's KTAP specification, version 1
 
 
 @dataclass
@@ -36,10 +37,11 @@ def result_line(number: int, test: TestLine) -> str:
     return f"{line} # {test.directive}" if test.directive else line
 
 
-def render(tests: Iterable[TestLine], header: Iterable[str] = ()) -> str:
+def render(tests: Iterable[TestLine], header: Iterable[str] = (),
+           version: str = VERSION_LINE) -> str:
     """A KTAP document; ``header`` lines are diagnostics after the plan (e.g. the machine)."""
     tests = list(tests)
-    lines = [VERSION_LINE, f"1..{len(tests)}", *(diagnostic(h) for h in header)]
+    lines = [version, f"1..{len(tests)}", *(diagnostic(h) for h in header)]
     for number, test in enumerate(tests, 1):
         lines.extend(diagnostic(d) for d in test.diagnostics)
         lines.append(result_line(number, test))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
-from . import arch as archmod, image as imagemod
+from . import arch as archmod, image as imagemod, shard as shardmod
 from .machine import MIN_MEMORY_MB
 
 
@@ -77,6 +77,19 @@ def guests_arg(text: str) -> int:
 def repeat_count(text: str) -> int:
     """--repeat's value: runs of each scenario on each arch, 1 or more."""
     return _whole_number(text, 1, "--repeat takes a whole number of runs of 1 or more")
+
+
+def shard_spec(text: str) -> "shardmod.Shard":
+    """--shard's value: K/N, shard K of N (1 <= K <= N)."""
+    try:
+        return shardmod.parse(text)
+    except shardmod.ShardError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def shard_total(text: str) -> int:
+    """--shard-total's value: the number of shards, 1 or more."""
+    return _whole_number(text, 1, "--shard-total takes a whole number of shards of 1 or more")
 
 
 def module_dir(text: str) -> Path:
@@ -156,6 +169,20 @@ ALL = [
            "with --repeat: a scenario stops on an arch at its first failed run (fail, or "
            "xfail: a known failure); that run's artifacts are kept, its later runs not run",
            {"action": "store_true"}),
+    # Not fields of Options: a front end runs its shard's part of the selection (shard.py).
+    Option("--shard", "shard", None,
+           "run shard K of N of the selection (1 <= K <= N), split by expected durations, the "
+           "same way on every job; default: $CI_NODE_INDEX/$CI_NODE_TOTAL (GitLab "
+           "`parallel:`), or $JOB_COMPLETION_INDEX + 1 of --shard-total (a Kubernetes Indexed "
+           "Job); `klp-harness merge` joins the shards' run dirs",
+           {"type": shard_spec, "metavar": "K/N"}),
+    Option("--shard-total", "shard_total", None,
+           f"the number of shards beside $JOB_COMPLETION_INDEX (default: "
+           f"${shardmod.TOTAL_ENV})", {"type": shard_total, "metavar": "N"}),
+    Option("--shard-durations", "shard_durations", None,
+           "expected durations the split goes by, over the shipped ones: a file of "
+           "{\"cells\": {cell: seconds}}, or a previous run's outcomes.json (or its dir); "
+           "the same on every shard", {"type": Path, "metavar": "FILE"}),
 ]
 _BY_DEST = {opt.dest: opt for opt in ALL}
 
@@ -172,6 +199,13 @@ def pick(*dests: str) -> List[Option]:
 # The groups that subcommands share.
 IMAGE = pick("arch", "image", "mirror", "kernel_tree")   # which image, built from what
 MACHINE = pick("accel", "smp", "memory")                 # the guest's QEMU machine
+SHARDS = pick("shard", "shard_total", "shard_durations")  # which part of the selection
+
+
+def shard_plan(value: Callable[[str], Any]) -> "shardmod.Plan":
+    """The shard plan of the SHARDS options' values (``value(dest)``); a ShardError for
+    the engine's variables or a durations file that are wrong."""
+    return shardmod.plan(value("shard"), value("shard_total"), value("shard_durations"))
 
 
 def add_to_parser(parser, options: Iterable[Option], **overrides: Dict[str, Any]) -> None:

@@ -35,9 +35,24 @@ class Status(StrEnum):
 
 
 class Cause(StrEnum):
-    """What a failure came from, where a caller decides by it (bisect's verdict)."""
+    """What a failure came from, where a caller decides by it (bisect's verdict; KCIDB's
+    ERROR, a test that could not judge the kernel)."""
     NONE = ""
     LIVEPATCH_BUILD = "livepatch build"   # klp-build made no livepatch of the patches
+    BOOT = "boot"                         # the arch's guest did not boot for it
+    GUEST = "guest"                       # the guest stopped answering, or its QEMU died
+
+    @property
+    def infrastructure(self) -> bool:
+        """A build's or the guest's failure: the test did not get to judge the kernel."""
+        return self != Cause.NONE
+
+
+class Expected(StrEnum):
+    """Why an expected failure (xfail) was expected."""
+    NONE = ""
+    KNOWN = "known failure"           # the scenario declares it a known kernel failure
+    CAUGHT = "negative control"       # a negative control, caught as it must be
 
 
 _LOCAL = {"local": True}   # kept in the artifacts (kmsg.txt, ...), too big for JUnit
@@ -61,9 +76,11 @@ class Outcome:
     unclean: str = ""            # what the clean-up could not undo: the guest is replaced
     skip: Optional[Skip] = None  # a skip's cause (its reason is the message)
     run: int = 0                 # which of --repeat's runs of its scenario x arch (0: one run)
+    expected: Expected = Expected.NONE   # an xfail's kind
 
     def __post_init__(self):
         self.status, self.cause = Status(self.status), Cause(self.cause)
+        self.expected = Expected(self.expected)
 
     @classmethod
     def skipped(cls, scenario: str, arch: str, skip: Skip, **kw) -> "Outcome":
@@ -138,7 +155,7 @@ def known_failure(scenario: "Scenario", outcome: Outcome) -> Outcome:
         outcome.message += (f"\n(not the known failure declared on {outcome.arch}: the "
                             f"message does not match {scenario.known_match!r})")
     elif outcome.status == Status.FAIL:
-        outcome.status = Status.XFAIL
+        outcome.status, outcome.expected = Status.XFAIL, Expected.KNOWN
         outcome.message = f"known failure: {reason}\n{outcome.message}"
     elif outcome.status == Status.PASS and scenario.known_intermittent:
         outcome.message = f"passed this time (a known intermittent failure: {reason})"
@@ -158,7 +175,7 @@ def expected_failure(scenario: "Scenario", outcome: Outcome) -> Outcome:
         outcome.fail(f"negative control not caught: the scenario passed, but it must fail "
                      f"with a message matching /{pattern}/")
     elif outcome.status == Status.FAIL and re.search(pattern, outcome.message):
-        outcome.status = Status.XFAIL
+        outcome.status, outcome.expected = Status.XFAIL, Expected.CAUGHT
         outcome.message = f"negative control caught: {outcome.message}"
     elif outcome.status == Status.FAIL:
         outcome.message = (f"negative control failed, but not with a message matching "

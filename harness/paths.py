@@ -26,6 +26,8 @@ KLP_BUILD_PATCHES = SCENARIOS / "klp-build" / "patches"
 OUR_MODULES = Path(os.environ.get("KLP_HARNESS_MODULES", SCENARIOS / "modules"))
 OUR_PROGRAMS = SCENARIOS / "programs"
 GUEST_MODULES = PROJECT / "harness" / "guest_modules"   # the harness's own (the shadow counter)
+# What each scenario x arch took in a real run: how shards split a run (see shard.py).
+SHARD_DURATIONS = SCENARIOS / "shard-durations.json"
 
 # In the guest: where modules and programs are pushed, and where `run` steps start.
 WORKDIR = "/root"

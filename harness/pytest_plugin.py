@@ -20,6 +20,7 @@ scenario items are not; and a Python test reports no scenario outcome to count.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import threading
@@ -29,14 +30,13 @@ from typing import List, Optional, Tuple
 import pytest
 
 from . import arch as archmod, external, image as imagemod, klpbuild, options
-from . import pool as poolmod, repeat, report
+from . import artifacts, pool as poolmod, repeat, report, runrecord, shard
 from .errors import HarnessError, InputError
 from .livetest import LiveTest
 from .log import LOG, LOG_FORMAT
 from .outcome import Outcome, Status
 from .paths import in_module_sources, topics as scenario_topics
 from .scenario import Scenario
-from .artifacts import new_run_id
 from .report import summary
 from .session import Session
 
@@ -45,6 +45,7 @@ _OUTCOMES = pytest.StashKey[list]()
 _DURATIONS = pytest.StashKey[list]()
 _RUN_ID = pytest.StashKey[str]()
 _HANDLER = pytest.StashKey[logging.Handler]()
+_EXIT = pytest.StashKey[int]()
 
 
 def pytest_addoption(parser):
@@ -129,9 +130,11 @@ def pytest_configure(config):
                             "scenarios build from patches")
     # One artifacts dir for the run, also across xdist workers (see pytest_configure_node).
     config.stash[_RUN_ID] = (getattr(config, "workerinput", {}).get("klp_run_id")
-                             or new_run_id())
+                             or artifacts.new_run_id())
+    plan = _shard_plan(config)
     results = _Results()
     config.pluginmanager.register(results, "klp-harness-results")
+    config.pluginmanager.register(_Sharding(plan), "klp-harness-shards")
     config.stash[_OUTCOMES] = results.outcomes
     config.stash[_DURATIONS] = results.durations
     handler = _TerminalHandler(config)
@@ -172,8 +175,30 @@ def _show(config, line: str) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node):
-    """xdist: each worker writes its artifacts into the controller's run dir."""
+    """xdist: each worker writes its artifacts into the controller's run dir, and runs
+    its part of the controller's shard."""
     node.workerinput["klp_run_id"] = node.config.stash[_RUN_ID]
+    plan = node.config.pluginmanager.get_plugin("klp-harness-shards").plan
+    node.workerinput["klp_shard"] = str(plan.shard) if plan.shard else ""
+
+
+def _shard_plan(config) -> shard.Plan:
+    """The shard this run is, decided before collection (a wrong one is refused before
+    anything builds). The CI engine's variables are read once, here, and taken out of
+    the environment: a test that starts klp-harness or pytest itself (as the harness's
+    own tests do) must run its whole selection, not a shard of it. An xdist worker has
+    its controller's shard."""
+    worker = getattr(config, "workerinput", None)
+    try:
+        if worker is not None:
+            flag = shard.parse(worker["klp_shard"]) if worker.get("klp_shard") else None
+            return shard.plan(flag, None, config.getoption("klp_shard_durations"), {})
+        plan = options.shard_plan(lambda dest: config.getoption(f"klp_{dest}"))
+    except HarnessError as e:
+        raise pytest.UsageError(str(e)) from None
+    for name in shard.ENGINE_VARIABLES:
+        os.environ.pop(name, None)
+    return plan
 
 
 def klp_session(config) -> Session:
@@ -189,12 +214,34 @@ def _worker(config) -> str:
     return getattr(config, "workerinput", {}).get("workerid", "")
 
 
-def pytest_sessionfinish(session):
-    """The controller (or a run without xdist) keeps the run's test durations."""
+def pytest_sessionfinish(session, exitstatus):
+    """The controller (or a run without xdist) keeps the run's test durations; a shard
+    that got no test because there are more shards than cells ends with 0, not pytest's
+    "no tests ran" (the merge checks that the shards add up to the selection)."""
     config = session.config
-    if not hasattr(config, "workerinput") and _DURATIONS in config.stash:
+    if hasattr(config, "workerinput"):
+        return
+    config.stash[_EXIT] = exitstatus
+    if _DURATIONS in config.stash:
         poolmod.Durations(config.getoption("klp_image")).record(
             repeat.median_times(config.stash[_DURATIONS]))
+    record = _run_record(config)
+    if record is not None and record.shard and not record.cells \
+            and exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        session.exitstatus = pytest.ExitCode.OK
+
+
+def _run_dir(config) -> Path:
+    return Path(config.getoption("klp_artifacts")).resolve() / config.stash[_RUN_ID]
+
+
+def _run_record(config) -> Optional[runrecord.RunRecord]:
+    """This run's run.json (written where the tests were collected: here, or in the
+    xdist workers), if it has one."""
+    try:
+        return runrecord.RunRecord.read(_run_dir(config))
+    except runrecord.RunDirError:
+        return None
 
 
 def pytest_unconfigure(config):
@@ -330,6 +377,46 @@ def pytest_collection_finish(session):
         klp_session(config).prepare(order, sorted(images), list(scenarios.values()))
 
 
+class _Sharding:
+    """--shard K/N (or the CI engine's variables): after -k/-m have deselected (trylast),
+    this process keeps its shard's cells of the selection (shard.py, the rule `klp-harness
+    run` splits by too) and deselects the others; and writes run.json for a merge. Each
+    xdist worker collects, and splits, alike."""
+
+    def __init__(self, plan: shard.Plan):
+        self.plan = plan
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, session, config, items):
+        plan = self.plan
+        scenario_items = [i for i in items if isinstance(i, ScenarioItem)]
+        if config.option.collectonly or (plan.shard is None and not scenario_items):
+            return   # a run of Python tests alone leaves no run dir, as before
+        cell_of = {i.nodeid: _cell(i) for i in items}
+        selection = list(cell_of.values())
+        mine = set(plan.mine(selection))
+        if plan.shard is not None:
+            dropped = [i for i in items if cell_of[i.nodeid] not in mine]
+            if dropped:
+                config.hook.pytest_deselected(items=dropped)
+                items[:] = [i for i in items if cell_of[i.nodeid] in mine]
+        runrecord.RunRecord(
+            report.harness_version(), imagemod.recipe_path(config.getoption("klp_image")).stem,
+            selected_arches(config), selection, mine,
+            {_cell(i) for i in scenario_items} & mine, plan.shard, plan.durations_sha256,
+            config.getoption("klp_repeat"), "pytest", config.stash[_RUN_ID],
+        ).write(artifacts.open_run(Path(config.getoption("klp_artifacts")),
+                                   config.stash[_RUN_ID]))
+
+
+def _cell(item) -> str:
+    """An item's cell (shard.py): a scenario's on its arch, else its id (every --repeat run
+    of a cell in one)."""
+    if isinstance(item, ScenarioItem):
+        return shard.cell(item.scenario.id, item.arch)
+    return repeat.duration_key(item.nodeid)
+
+
 class _Results:
     """Collects scenario outcomes from test reports: this process's, or the workers'; and
     how long each test of a guest took, for the next run's spread over the pool."""
@@ -348,16 +435,27 @@ class _Results:
 
 
 def pytest_terminal_summary(terminalreporter):
+    """The summary table, and the run dir's report (the controller's, under xdist): also
+    for a shard without a scenario outcome, whose run dir a merge reads too."""
     config = terminalreporter.config
     outcomes = config.stash.get(_OUTCOMES, [])
-    if outcomes:
-        terminalreporter.write_sep("=", "klp-harness scenarios")
-        table = summary(outcomes, config.getoption("klp_repeat"))
-        terminalreporter.write_line(table)
-        run_dir = Path(config.getoption("klp_artifacts")).resolve() / config.stash[_RUN_ID]
-        if run_dir.is_dir():
-            terminalreporter.write_line(f"artifacts of this run: {run_dir}")
-            terminalreporter.write_line(f"report: {report.write(run_dir, outcomes, table)}")
+    record = _run_record(config)
+    if not outcomes and record is None:
+        return
+    terminalreporter.write_sep("=", "klp-harness scenarios")
+    if record is not None and record.shard:
+        terminalreporter.write_line(
+            f"shard {record.shard}: {len(record.cells)} of the selection's "
+            f"{len(record.selection)} cells" + ("" if record.cells else
+                                                 " (more shards than cells: nothing to run)"))
+    table = summary(outcomes, config.getoption("klp_repeat"))
+    terminalreporter.write_line(table)
+    run_dir = _run_dir(config)
+    if run_dir.is_dir():
+        interrupted = config.stash.get(_EXIT, 0) == pytest.ExitCode.INTERRUPTED
+        terminalreporter.write_line(f"artifacts of this run: {run_dir}")
+        terminalreporter.write_line(
+            f"report: {report.write(run_dir, outcomes, table, interrupted)}")
 
 
 # -- fixtures for Python tests ------------------------------------------------------------

@@ -21,12 +21,13 @@ import html
 from html.parser import HTMLParser
 import json
 import subprocess
-import xml.etree.ElementTree as ET
 from importlib import metadata
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
-from . import repeat, skipsummary, stats
+import junitparser
+
+from . import kcidb, ktap, repeat, runrecord, skipsummary, stats
 from .image import Image
 from .outcome import Outcome, Status
 from .paths import PROJECT
@@ -37,14 +38,25 @@ LABELS = {Status.PASS: "passed", Status.FAIL: "failed", Status.SKIP: "skipped",
           Status.XFAIL: "expected failure (known kernel failure, or negative control caught)"}
 
 
-def record_image(run_dir: Path, image: Image) -> None:
-    """What an arch's guest runs, for the report: written when its image is ready."""
+def record_image(run_dir: Path, image: Image, facts: Optional[dict] = None) -> None:
+    """What an arch's guest runs, for the report: written when its image is ready.
+    ``facts``: what it was built from and booted with (buildinfo.facts)."""
     target = run_dir / "images" / f"{image.arch}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps({
         "image": image.name, "arch": image.arch, "kernel_release": image.kernel_release,
         "kernel_patches": image.kernel_patches, "kernel": image.kernel_name,
-        "packages": image.packages, "image_dir": str(image.dir)}, indent=2) + "\n")
+        "packages": image.packages, "image_dir": str(image.dir), **(facts or {})},
+        indent=2) + "\n")
+
+
+def images(run_dir: Path) -> Dict[str, dict]:
+    """Each arch's record_image, by arch."""
+    found = {}
+    for path in sorted((run_dir / "images").glob("*.json")):
+        d = json.loads(path.read_text())
+        found[d["arch"]] = d
+    return found
 
 
 def harness_version() -> str:
@@ -108,53 +120,80 @@ def _repeat_lines(cells, repeat_count: int) -> List[str]:
     return lines
 
 
-def write(run_dir: Path, outcomes: List[Outcome], summary_text: str) -> Path:
-    """Write the report files into ``run_dir``; return the HTML page's path."""
-    images = {}
-    for path in sorted((run_dir / "images").glob("*.json")):
-        d = json.loads(path.read_text())
-        images[d["arch"]] = d
-    versions = {"harness": harness_version(), "images": images}
+def write(run_dir: Path, outcomes: List[Outcome], summary_text: str,
+          interrupted: bool = False, artifacts_url: Optional[str] = None) -> Path:
+    """Write the report files into ``run_dir``; return the HTML page's path. Beside the
+    page: summary.txt, versions.json, junit.xml, results.ktap (KTAP v1, a test per cell),
+    outcomes.json (what a merge reads back) and kcidb.json (``artifacts_url``: where the
+    dir is published, for the artifacts' URLs)."""
+    run_dir = Path(run_dir)
+    found = images(run_dir)
+    versions = {"harness": harness_version(), "images": found}
     (run_dir / "summary.txt").write_text(summary_text + "\n")
     (run_dir / "versions.json").write_text(json.dumps(versions, indent=2) + "\n")
     _junit(run_dir / "junit.xml", outcomes)
+    (run_dir / "results.ktap").write_text(_ktap(outcomes, versions["harness"]))
+    try:
+        record = runrecord.RunRecord.read(run_dir)
+        image, run_key = record.image, record.run_id or run_dir.name
+    except runrecord.RunDirError:   # a dir written by hand (tests), or by an older run
+        image = next((d["image"] for d in found.values()), "")
+        run_key = run_dir.name
+    runrecord.write_outcomes(run_dir, outcomes, image, interrupted)
     page = run_dir / "report.html"
     page.write_text(_html(run_dir, outcomes, versions))
+    kcidb.write(run_dir, outcomes, found, run_key, artifacts_url)
     return page
 
 
+def _ktap(outcomes: List[Outcome], harness: str) -> str:
+    """KTAP version 1, a test per cell (scenario x arch) with its status: a skip's and an
+    expected failure's reason as the directive, a failure's first line as a diagnostic,
+    a repeated cell's failed runs as k/N."""
+    tests = []
+    for cell in repeat.cells(outcomes).values():
+        status = cell.status
+        why = next(((o.message.splitlines() or [""])[0] for o in cell.runs
+                    if o.status == status), "").replace("#", "%")
+        notes = [f"runs: {cell.rate()} failed" if cell.repeated and cell.ran else ""]
+        if status == Status.FAIL and why:
+            notes.append(why)
+        directive = {Status.SKIP: f"SKIP {why}", Status.XFAIL: f"XFAIL {why}"}.get(status, "")
+        tests.append(ktap.TestLine(repeat.item_id(cell.scenario, cell.arch),
+                                   status in (Status.PASS, Status.SKIP, Status.XFAIL),
+                                   directive.strip(), [n for n in notes if n]))
+    return ktap.render(tests, [f"klp-harness {harness}"], version=ktap.KTAP_V1)
+
+
 def _junit(path: Path, outcomes: List[Outcome]) -> None:
-    suite = ET.Element("testsuite", name="klp-harness", tests=str(len(outcomes)),
-                       failures=str(sum(o.status == Status.FAIL for o in outcomes)),
-                       skipped=str(sum(o.status in (Status.SKIP, Status.XFAIL) for o in outcomes)),
-                       time=f"{sum(o.seconds for o in outcomes):.1f}")
+    """JUnit XML through junitparser: a kept library knows the format's details (the
+    order of properties and results, the suite's counts), which readers are strict about."""
+    suite = junitparser.TestSuite("klp-harness")
     cells = repeat.cells(outcomes)
     repeated = {key: cell for key, cell in cells.items() if cell.repeated}
-    if repeated:   # each cell's line, as in the summary (before the cases: JUnit's order)
-        props = ET.SubElement(suite, "properties")
-        for cell in repeated.values():
-            ET.SubElement(props, "property", name=repeat.item_id(cell.scenario, cell.arch),
-                          value=cell.text())
+    for cell in repeated.values():   # each cell's line, as in the summary (first: JUnit's order)
+        suite.add_property(repeat.item_id(cell.scenario, cell.arch), cell.text())
     for o in outcomes:
-        case = ET.SubElement(suite, "testcase", classname=o.scenario,
-                             name=repeat.item_id(o.scenario, o.arch, o.run),
-                             time=f"{o.seconds:.1f}")
-        props = {}
-        if o.kernel:   # the release, and the --kernel-patch files built into it
-            props["kernel"] = o.kernel
+        case = junitparser.TestCase(repeat.item_id(o.scenario, o.arch, o.run), o.scenario,
+                                    round(o.seconds, 1))
+        props = {"kernel": o.kernel} if o.kernel else {}   # with its --kernel-patch files
         if (o.scenario, o.arch) in repeated:
             props.update(_rate_properties(o, repeated[(o.scenario, o.arch)]))
         if props:
-            element = ET.SubElement(case, "properties")
+            element = junitparser.Properties()
             for name, value in props.items():
-                ET.SubElement(element, "property", name=name, value=value)
+                element.add_property(junitparser.Property(name, value))
+            case.append(element)
+        first = (o.message.splitlines() or [""])[0]
         if o.status == Status.FAIL:
-            ET.SubElement(case, "failure", message=o.message.splitlines()[0] if o.message
-                          else "failed").text = o.message
+            failure = junitparser.Failure(first or "failed")
+            failure.text = o.message
+            case.result = [failure]
         elif o.status in (Status.SKIP, Status.XFAIL):
-            ET.SubElement(case, "skipped", type=str(o.status),
-                          message=(o.message.splitlines() or [""])[0])
-    ET.ElementTree(suite).write(path, encoding="unicode", xml_declaration=True)
+            case.result = [junitparser.Skipped(first, str(o.status))]
+        suite.add_testcase(case)
+    suite.update_statistics()
+    suite.write(str(path))
 
 
 def _rate_properties(o: Outcome, cell: "repeat.Cell") -> Dict[str, str]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Collection, Dict, List, Optional, Tuple
 
 from . import pool as poolmod, repeat
 from .log import LOG
@@ -43,11 +43,13 @@ class RunInterrupted(KeyboardInterrupt):
 
 
 class Scheduler:
-    """One run of ``scenarios`` × ``arches`` on ``guests`` guests per arch of ``session``;
-    ``report`` sees each outcome as it comes."""
+    """One run of ``scenarios`` × ``arches`` (those of them named in ``cells``, if given:
+    a shard's) on ``guests`` guests per arch of ``session``; ``report`` sees each outcome
+    as it comes."""
 
     def __init__(self, session: "Session", scenarios: List[Scenario], arches: List[str],
-                 guests: int, report: Optional[Callable[[Outcome], None]] = None):
+                 guests: int, report: Optional[Callable[[Outcome], None]] = None,
+                 cells: Optional[Collection[str]] = None):
         self.session, self.scenarios, self.arches = session, scenarios, arches
         self.guests, self.report = guests, report
         self.durations = poolmod.Durations(session.options.image)
@@ -59,10 +61,11 @@ class Scheduler:
         self.keys = {a: [repeat.item_id(scenarios[i].id, a) for i, _ in self.runs]
                      for a in arches}
         self.queues: Dict[str, "queue.SimpleQueue[int]"] = {}
-        for a in arches:
+        for a in arches:   # a shard's (``cells``: shard.cell names), or every scenario
             self.queues[a] = queue.SimpleQueue()
             for i in poolmod.longest_first(self.keys[a], expected):
-                self.queues[a].put(i)
+                if cells is None or self.keys[a][i] in cells:
+                    self.queues[a].put(i)
         self.results: Dict[str, Dict[int, Outcome]] = {a: {} for a in arches}
         self.errors: List[BaseException] = []   # an arch's failure, for the caller's thread
         self.stop = threading.Event()           # Ctrl-C: no scenario starts any more

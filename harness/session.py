@@ -12,12 +12,13 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Collection, Dict, List, Optional, Sequence
 
-from . import applicability, artifacts, image as imagemod, klpbuild, phases, report, runner
-from . import pool as poolmod
+from . import (applicability, artifacts, buildinfo, image as imagemod, klpbuild, phases,
+               report, runner)
+from . import pool as poolmod, shard
 from .archstate import ArchState
-from .errors import BootError, HarnessError, WaitTimeout
+from .errors import BootError, GuestPanic, HarnessError, WaitTimeout
 from .guest import Guest
 from .log import LOG
 from .machine import Machine, host_load
@@ -69,7 +70,9 @@ class Session:
             try:
                 if arch not in self._arches:
                     self._arches[arch] = ArchState.make(arch, self.options)
-                    report.record_image(self.run_dir, self._arches[arch].image)
+                    image = self._arches[arch].image
+                    report.record_image(self.run_dir, image, buildinfo.facts(
+                        image, self.options.image, self.options.kernel_tree))
                 return self._arches[arch]
             except HarnessError as e:
                 self._failed[arch] = e
@@ -154,16 +157,18 @@ class Session:
             machine = self.machine(arch, slot)
         except BootError as e:
             return Outcome(scenario.id, arch, Status.FAIL, f"the {arch} guest does not boot "
-                           f"(its first failure in this run): {e}", kernel=kernel)
+                           f"(its first failure in this run): {e}", kernel=kernel,
+                           cause=Cause.BOOT)
         first_command, judged = len(machine.guest.history), scenario
         try:
             outcome = self.runner(arch, catalog, slot).run(scenario)
-        except BootError as e:
-            outcome, judged = Outcome(scenario.id, arch, Status.FAIL, str(e)), None
+        except BootError as e:   # a panic is the kernel's failure; QEMU dying is not
+            outcome, judged = Outcome(scenario.id, arch, Status.FAIL, str(e), cause=(
+                Cause.NONE if isinstance(e, GuestPanic) else Cause.GUEST)), None
         except WaitTimeout as e:   # before its first step: the guest stopped working
             outcome, judged = Outcome(scenario.id, arch, Status.FAIL, "the guest did not "
                                       f"answer before the scenario's first step: {e}",
-                                      unclean="it did not answer"), None
+                                      unclean="it did not answer", cause=Cause.GUEST), None
         outcome.kernel = kernel
         outcome = self.finish(outcome, scenario=judged, slot=slot, machine=machine,
                               first_command=first_command)
@@ -225,15 +230,19 @@ class Session:
 
     def run_all(self, scenarios: List[Scenario], arches: List[str], parallel: bool = True,
                 report: Optional[Callable[[Outcome], None]] = None,
-                pool: Optional[int] = None) -> List[Outcome]:
-        """Every scenario on every arch (scheduler.Scheduler), on a pool of guests per arch:
-        ``pool``, else pool.size (Options.pool, or what the host holds)."""
+                pool: Optional[int] = None,
+                cells: Optional[Collection[str]] = None) -> List[Outcome]:
+        """Every scenario on every arch (scheduler.Scheduler), or those of ``cells`` (a
+        shard's, by shard.cell name), on a pool of guests per arch: ``pool``, else
+        pool.size (Options.pool, or what the host holds)."""
+        per_arch = len(scenarios) if cells is None else max(
+            [sum(shard.cell(sc.id, a) in cells for sc in scenarios) for a in arches] + [0])
         guests = min(pool or poolmod.size(len(arches), self.options.memory_mb,
                                           self.options.pool),
-                     max(1, len(scenarios) * self.options.repeat))   # runs to share
+                     max(1, per_arch * self.options.repeat))   # runs to share
         if guests > 1:
             LOG.info(f"a pool of {guests} guests per arch")
-        return Scheduler(self, scenarios, arches, guests, report).run(parallel)
+        return Scheduler(self, scenarios, arches, guests, report, cells).run(parallel)
 
     def close(self) -> None:
         for arch_state in self._arches.values():

@@ -3,7 +3,6 @@ machine's cache, imported into a fresh one, runs scenarios (one of them a klp-bu
 livepatch) in a process that has no compiler, no make, no klp-build tools and no kernel
 source: nothing is built, everything is found by its key."""
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -12,28 +11,12 @@ from pathlib import Path
 import pytest
 
 from harness import cache, image as imagemod
+from nobuild import no_build_tools_path
 
 pytestmark = pytest.mark.vm
 
 ARCH = "x86_64"
 SCENARIOS = ["scenarios/smoke", "scenarios/klp-build/function-fix.yaml"]
-# What a build needs and a test machine has not: compilers (cross ones too), make, the
-# assembler and linker, the kernel build's and klp-build's tools, the package fetcher.
-BUILD_TOOLS = re.compile(r"gcc|g\+\+|clang|^cc$|^c\+\+$|^cpp|make|^ld|^as$|-as$|objtool|"
-                         r"flex|bison|yacc|mmdebstrap|cpio|bwrap|recountdiff|^patch$|"
-                         r"-linux-gnu")
-
-
-def no_build_tools_path(tmp_path: Path) -> str:
-    """A PATH of this host's programs but the build tools (links in a dir of its own)."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for d in os.environ["PATH"].split(os.pathsep):
-        for program in sorted(Path(d).glob("*")) if Path(d).is_dir() else []:
-            target = bin_dir / program.name
-            if not BUILD_TOOLS.search(program.name) and not target.exists():
-                target.symlink_to(program)
-    return str(bin_dir)
 
 
 def cli(*args, env, timeout=900):

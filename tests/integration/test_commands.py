@@ -50,6 +50,8 @@ SMOKE_TESTS = {
                      "test_a_bundle_runs_on_a_machine_that_cannot_build",
     "bundle import": "tests/integration/test_bundle.py::"
                      "test_a_bundle_runs_on_a_machine_that_cannot_build",
+    "merge": "tests/integration/test_shards.py::"
+             "test_three_shards_of_a_bundle_merge_into_the_unsharded_run",
 }
 
 SECONDS = r"\d+\.\d"   # a figure: seconds with one decimal

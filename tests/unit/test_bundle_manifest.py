@@ -7,7 +7,8 @@ import tarfile
 
 import pytest
 
-from harness import bundle, cache, image as imagemod, kernelbuild, klpbuild, modules, prebuilt
+from harness import (buildinfo, bundle, cache, image as imagemod, kernelbuild, klpbuild,
+                     modules, prebuilt)
 from harness.image import Image
 
 ARCH = "x86_64"
@@ -181,3 +182,23 @@ def test_a_path_that_is_no_bundle_is_an_error_naming_it(tmp_path):
     junk.write_text("not a tar\n")
     with pytest.raises(bundle.BundleError, match=r"junk.tar.gz: not a tar file"):
         bundle.load(junk)
+
+
+def test_the_bundle_carries_the_kernel_sources_version(tmp_path, monkeypatch, version):
+    """A test machine has no kernel source: versions.json and KCIDB there name the source
+    package the build machine's cache fetched, which the bundle's image records."""
+    monkeypatch.setenv(cache.ENV, str(tmp_path / "build-cache"))
+    recipe = imagemod.Recipe.load(imagemod.recipe_path(NAME))
+    sources = tmp_path / "build-cache" / "sources" / (f"{recipe.kernel['package']}-"
+                                                     f"{recipe.kernel['suite']}")
+    sources.mkdir(parents=True)
+    (sources / "version").write_text("7.3.4-1~bpo13+1\n")
+    image = fake_image(tmp_path / "build-cache")
+    out = tmp_path / "b.tar"
+    bundle.write(NAME, {ARCH: bundle.ArchParts(image, [])}, out)
+    monkeypatch.setenv(cache.ENV, str(tmp_path / "test-cache"))
+    monkeypatch.setattr(cache, "_seen", {})
+    bundle.load(out, NAME, [ARCH])
+    imported = imagemod.imported(recipe, ARCH)
+    assert not (tmp_path / "test-cache" / "sources").exists()
+    assert buildinfo.source(imported, NAME)["version"] == "7.3.4-1~bpo13+1"

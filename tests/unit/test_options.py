@@ -55,7 +55,9 @@ VALUES = {
     "artifacts": ("out", Path("out")), "modules": ("mods", Path("mods").resolve()),
     "ko_dir": ("kos", Path("kos")), "pool": ("2", 2),
     "kernel_patch": (__file__, Path(__file__).resolve()),   # a file that exists
-    "repeat": ("3", 3), "until_fail": (None, True)}          # None: a flag without a value
+    "repeat": ("3", 3), "until_fail": (None, True),          # None: a flag without a value
+    # The shard's: no Options field (the front end runs its part; shard.py).
+    "shard": ("2/3", None), "shard_total": ("3", None), "shard_durations": ("d.json", None)}
 SET_BY_THE_FRONT_END = {"worker", "run_id"}   # not user options: pytest-xdist, the Session
 
 

@@ -109,3 +109,23 @@ def test_one_run_per_cell_adds_nothing_to_junit(tmp_path):
     suite = ET.parse(tmp_path / "junit.xml").getroot()
     assert suite.find("properties") is None and list(suite.iter("property")) == []
     assert "95% CI" not in (tmp_path / "report.html").read_text()
+
+
+def test_results_ktap_has_a_test_per_cell(tmp_path):
+    """KTAP version 1: a line per scenario x arch, a skip's and an expected failure's reason
+    as the directive, a failure's first line and a repeated cell's k/N as diagnostics."""
+    outcomes = [Outcome("a", "x86_64", "pass", seconds=1.0),
+                Outcome("a", "s390x", "fail", "step 2 # run: exit 1\nmore", 1.0),
+                Outcome("b", "x86_64", "skip", "no kprobes"),
+                Outcome("b", "s390x", "xfail", "known failure: race"),
+                *[Outcome("c", "x86_64", "xfail" if r == 2 else "pass", "known failure: race",
+                          run=r) for r in (1, 2, 3)]]
+    report.write(tmp_path, outcomes, "t")
+    lines = (tmp_path / "results.ktap").read_text().splitlines()
+    assert lines[:2] == ["KTAP version 1", "1..5"] and lines[2].startswith("# klp-harness 0.1.0")
+    assert lines[3:] == ["ok 1 a[x86_64]",
+                         "# step 2 % run: exit 1", "not ok 2 a[s390x]",
+                         "ok 3 b[x86_64] # SKIP no kprobes",
+                         "ok 4 b[s390x] # XFAIL known failure: race",
+                         "# runs: 1/3 (95% CI 6%–79%) failed",
+                         "ok 5 c[x86_64] # XFAIL known failure: race"]
