@@ -116,6 +116,7 @@ def check_tests_built_nothing() -> None:
     brought = entries_of(bundles)
     for name, log in tests.items():
         assert "building " not in log, f"{name}:\n{log[-4000:]}"
+        assert "(built elsewhere, not here)" in log, f"{name}:\n{log[-4000:]}"
         for a in ARCHES:
             assert f"imported bundles/linux-7.3-{a}.tar.gz" in log, f"{name}:\n{log[-4000:]}"
         extra = {e for e in cache_entries(STATE / "builds" / name / ".klp-cache") - brought
