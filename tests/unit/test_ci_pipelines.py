@@ -14,7 +14,7 @@ from harness import image as imagemod
 
 PROJECT = Path(__file__).resolve().parents[2]
 PIPELINE = yaml.safe_load((PROJECT / ".gitlab-ci.yml").read_text())
-# An image named with a registry host (`registry.example:5000/x`, `quay.io/x`) ties the
+# An image named with a registry host (`registry.example:5000/x`, `mirror.example/x`) ties the
 # file to one; the project names none.
 HOSTED = re.compile(r"^[^/\s]+[.:][^/\s]*/")
 
