@@ -38,8 +38,11 @@ def source(image: Image, recipe_name: str, kernel_tree: Optional[Path] = None) -
     if recipe.builds_kernel:   # the version kernelsource fetched once into the cache
         found = cache.root() / "sources" / f"{k['package']}-{k['suite']}" / "version"
         version = found.read_text().strip() if found.is_file() else ""
-        return {"package": str(k["package"]), "suite": str(k["suite"]), "version": version,
-                "patches": ", ".join(image.kernel_patches)} if version else {}
+        if not version:
+            return {}
+        found = {"package": str(k["package"]), "suite": str(k["suite"]), "version": version}
+        return dict(found, patches=", ".join(image.kernel_patches)) if image.kernel_patches \
+            else found
     names = sorted(image.packages)
     name = next((n for n in names if n.startswith("linux-source")),
                 next((n for n in names if n.startswith("linux-image")), None))

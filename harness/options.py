@@ -199,7 +199,9 @@ def pick(*dests: str) -> List[Option]:
 # The groups that subcommands share.
 IMAGE = pick("arch", "image", "mirror", "kernel_tree")   # which image, built from what
 MACHINE = pick("accel", "smp", "memory")                 # the guest's QEMU machine
-SHARDS = pick("shard", "shard_total", "shard_durations")  # which part of the selection
+# Which part of the selection: `run` and pytest. Not bisect-run: a step's verdict must
+# judge every scenario it is given (a good third is no good commit).
+SHARDS = pick("shard", "shard_total", "shard_durations")
 
 
 def shard_plan(value: Callable[[str], Any]) -> "shardmod.Plan":

@@ -145,3 +145,31 @@ def _a_changed_byte_is_refused(bundle: Path, fresh: Path, env) -> None:
                                       env=dict(env, **{cache.ENV: str(fresh)})))
     assert code == 2 and f"{member.name} differs from its manifest" in err, err
     assert not (fresh / "images").exists() or not any((fresh / "images").iterdir())
+
+
+def test_pytests_shards_under_xdist_merge_into_its_unsharded_run(request, tmp_path):
+    """The other front end on real guests: two pytest shards of scenarios/system-state on
+    x86_64, each under xdist (its controller writes the run dir), merged, equal the
+    unsharded pytest run cell by cell."""
+    env = {k: v for k, v in os.environ.items() if k not in shard.ENGINE_VARIABLES}
+    env["PYTHONPATH"] = str(imagemod.PROJECT)
+
+    def pytest_run(artifacts, *args):
+        return done(subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "--arch",
+             "x86_64", "--accel", request.config.getoption("klp_accel"), "--klp-artifacts",
+             str(tmp_path / artifacts), *args, "scenarios/system-state"],
+            cwd=imagemod.PROJECT, env=env, text=True, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE), timeout=900)
+    for k in (1, 2):
+        code, out, err = pytest_run(f"p{k}", "--shard", f"{k}/2")
+        assert code == 0 and f"shard {k}/2: " in out, out[-3000:] + err[-2000:]
+    code, out, err = pytest_run("whole")
+    assert code == 0, out[-3000:]
+    code, out, err = done(klp_harness("merge", run_dir(tmp_path / "p1"),
+                                      run_dir(tmp_path / "p2"), "-o", tmp_path / "merged",
+                                      env=env))
+    assert code == 0, out + err
+    whole = statuses(run_dir(tmp_path / "whole"))
+    assert statuses(tmp_path / "merged") == whole and len(whole) == len(
+        list((imagemod.PROJECT / "scenarios" / "system-state").glob("*.yaml")))

@@ -42,7 +42,9 @@ def test_the_source_package_version_is_the_one_the_cache_fetched(tmp_path, monke
     (entry / "version").write_text("7.3.4-1~bpo13+1\n")
     assert buildinfo.source(img, NAME) == {
         "package": recipe.kernel["package"], "suite": recipe.kernel["suite"],
-        "version": "7.3.4-1~bpo13+1", "patches": ""}
+        "version": "7.3.4-1~bpo13+1"}
+    patched = image(tmp_path / "2", kernel_patches=["fix.patch"])
+    assert buildinfo.source(patched, NAME)["patches"] == "fix.patch"
 
 
 def test_a_bundles_image_says_what_the_build_machine_knew(tmp_path):

@@ -17,7 +17,7 @@ IMAGES = {
                "kernel": "7.3.4", "kernel_patches": [], "packages": {},
                "image_dir": "/c/images/linux-7.3-x86_64-0123abcd",
                "source": {"package": "linux-source-7.3", "suite": "trixie-backports",
-                          "version": "7.3.4-1~bpo13+1", "patches": ""},
+                          "version": "7.3.4-1~bpo13+1"},
                "compiler": "gcc (Debian 12.2.0-14) 12.2.0",
                "config_name": "allnoconfig + common.config + x86_64.config",
                "config_sha256": "ab" * 32, "qemu": "QEMU emulator version 7.2.19"},
