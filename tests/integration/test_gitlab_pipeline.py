@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 import pytest
+import yaml
 
 from harness import bundle, image as imagemod, prebuilt
 from nobuild import no_build_tools_path
@@ -33,7 +34,7 @@ PROJECT = imagemod.PROJECT
 ARCHES = ["x86_64", "s390x"]
 SCENARIOS = ["scenarios/parity", "scenarios/system-state"]
 STATE = PROJECT / ".gitlab-ci-local"   # gitlab-ci-local's: job dirs, logs, artifacts
-SHARDS = 2                             # the test job's parallel: in .gitlab-ci.yml
+SHARDS = yaml.safe_load((PROJECT / ".gitlab-ci.yml").read_text())["test"]["parallel"]
 TIMEOUT = 3600
 RECORDS = {"kvm-probe", prebuilt.KIND}   # what a run or an import records, not builds
 
@@ -151,7 +152,7 @@ def check_report_without_a_shard_fails(tmp_path: Path, no_tools: str) -> None:
         shutil.move(str(tmp_path / "gone"), str(second))
     assert done.returncode != 0, done.stdout[-4000:]
     log = job_logs("report")["report"]
-    assert "shard 2/2 missing" in log, log[-4000:]
+    assert f"shard {SHARDS}/{SHARDS} missing" in log, log[-4000:]
 
 
 def named(config) -> bool:
