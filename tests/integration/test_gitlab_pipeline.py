@@ -7,9 +7,10 @@ without compilers, make or klp-build's tools: a test runner that cannot build. T
 results must equal an unsharded `klp-harness run` of the same selection, cell by cell.
 
 One command on a fresh machine: ./klp test -n 0 tests/integration/test_gitlab_pipeline.py
-It runs only when named so: its 6 to 7 minutes on two cores (the pipeline, an unsharded
-run, the control), for what the scenarios' own tests already check, would take the cold CI
-run (./klp test: 53 minutes of pytest on 2026-12-05) to the edge of its hour.
+It runs only when named so: its 3 minutes on two cores (6 to 7 on a shared machine: the
+pipeline, an unsharded run, the control), for what the scenarios' own tests already check,
+would take the cold CI run (./klp test: 53 minutes of pytest on 2026-12-05) to the edge of
+its hour.
 """
 import json
 import os
