@@ -189,7 +189,7 @@ def load(path: Path, image: Optional[str] = None, arches: Sequence[str] = ()) ->
     ``arches``: what the caller means to run, which the bundle must hold. A bundle of
     another harness version, image or arch, or one whose files differ from its manifest
     (a changed byte), is refused naming why, and leaves nothing in the cache."""
-    with tarfile.open(path, "r:*") as tar:
+    with _open(path) as tar:
         first = tar.next()
         if first is None or first.name != MANIFEST:
             raise BundleError(f"{path}: not a klp-harness bundle (its first member is not "
@@ -211,6 +211,17 @@ def load(path: Path, image: Optional[str] = None, arches: Sequence[str] = ()) ->
     progress(f"bundle {path.name}: {placed} of {len(manifest['entries'])} cache entries "
              "imported (the others were there already)")
     return manifest
+
+
+def _open(path: Path) -> tarfile.TarFile:
+    """The bundle's tar; a path that is none (a typo, a build job that made no bundle) is a
+    BundleError naming it."""
+    try:
+        return tarfile.open(path, "r:*")
+    except (OSError, tarfile.TarError) as e:
+        why = "no such file" if isinstance(e, FileNotFoundError) else f"not a tar file ({e})"
+        raise BundleError(f"{path}: {why}: give a bundle written by `klp-harness bundle "
+                          "export`") from None
 
 
 def refusal(manifest: dict, image: Optional[str], arches: Sequence[str]) -> None:

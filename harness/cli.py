@@ -52,6 +52,7 @@ def cmd_setup(args) -> int:
     started = time.monotonic()
     recipe = imagemod.Recipe.load(imagemod.recipe_path(args.image))
     installed = hosttools.install_missing(
+        hosttools.needed_to_run(_arches(args)) if args.run_only else
         hosttools.needed_for(_arches(args), recipe.builds_kernel,
                              klp_build=recipe.builds_kernel, tests=args.tests))
     print("host packages installed: " + (" ".join(installed) if installed else "none needed"))
@@ -290,6 +291,9 @@ def _add_setup(sub) -> None:
     _common(s)
     s.add_argument("--tests", action="store_true",
                    help="also what the harness's own tests need (./klp test): chromium, dpkg-deb")
+    s.add_argument("--run-only", action="store_true",
+                   help="only what runs imported bundles needs (QEMU): a test machine that "
+                        "builds nothing")
     s.set_defaults(func=cmd_setup)
 
 

@@ -77,6 +77,16 @@ def needed_for(arches: Iterable[str], builds_kernel: bool = False,
     return needed
 
 
+def needed_to_run(arches: Iterable[str]) -> Dict[str, str]:
+    """Programs (and their packages) a machine needs that runs what a bundle brought and
+    builds nothing (``setup --run-only``): each arch's QEMU, and modinfo for --ko-dir."""
+    needed = {"modinfo": "kmod"}
+    for name in arches:
+        profile = archmod.get(name)
+        needed[profile.qemu_binary] = profile.qemu_package
+    return needed
+
+
 def _find(program: str) -> Optional[str]:
     if program.startswith("/"):
         return program if os.path.exists(program) else None

@@ -172,6 +172,18 @@ def test_an_imported_file_truncated_later_is_refused_naming_it(exported):
     assert imagemod.imported(recipe, ARCH).initrd.stat().st_size == 9000
 
 
+def test_a_path_that_is_no_bundle_is_an_error_naming_it(tmp_path):
+    """A typo, or a build job that published nothing: a BundleError naming the path (the
+    CLI's exit 2), not a traceback."""
+    with pytest.raises(bundle.BundleError, match=r"nothere.tar.gz: no such file: give a "
+                                                 r"bundle written by `klp-harness bundle export`"):
+        bundle.load(tmp_path / "nothere.tar.gz")
+    junk = tmp_path / "junk.tar.gz"
+    junk.write_text("not a tar\n")
+    with pytest.raises(bundle.BundleError, match=r"junk.tar.gz: not a tar file"):
+        bundle.load(junk)
+
+
 def test_the_bundle_carries_the_kernel_sources_version(tmp_path, monkeypatch, version):
     """A test machine has no kernel source: versions.json and KCIDB there name the source
     package the build machine's cache fetched, which the bundle's image records."""

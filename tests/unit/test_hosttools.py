@@ -46,3 +46,15 @@ def test_setup_installs_the_libc_static_programs_link_against():
     needed = hosttools.needed_for(["s390x"])
     path, package = hosttools.static_libc_for(arch.get("s390x"))
     assert needed[path] == package
+
+
+def test_a_test_machine_needs_qemu_and_no_build_tools():
+    """setup --run-only (a machine that imports bundles): each arch's QEMU, and nothing of
+    what a build needs; the full set for the same arches has those, so the check can fail."""
+    run_only = hosttools.needed_to_run(["x86_64", "s390x"])
+    assert run_only["qemu-system-x86_64"] == "qemu-system-x86"
+    assert run_only["qemu-system-s390x"] == "qemu-system-misc"
+    build_tools = {"gcc", "make", "mmdebstrap", "cpio", "s390x-linux-gnu-gcc", "flex"}
+    assert not build_tools & set(run_only)
+    full = hosttools.needed_for(["x86_64", "s390x"], builds_kernel=True, klp_build=True)
+    assert build_tools <= set(full)
