@@ -109,7 +109,7 @@ def _test(o: Outcome, run_key: str, build_id: str, url: Url) -> dict:
             "origin": ORIGIN, "build_id": build_id, "path": test_path(o.scenario),
             "status": kcidb_status, "duration": round(o.seconds, 3),
             "misc": {"scenario": o.scenario, "arch": o.arch, "klp_status": str(o.status)}}
-    first = (o.message.splitlines() or [""])[0]
+    first = o.headline
     if why or (first and o.status != Status.PASS):
         test["comment"] = "; ".join(t for t in (why, first) if t)[:1000].replace("\0", "")
     for name, value in (("kernel", o.kernel), ("run", o.run), ("cause", str(o.cause)),

@@ -86,6 +86,11 @@ class Outcome:
     def skipped(cls, scenario: str, arch: str, skip: Skip, **kw) -> "Outcome":
         return cls(scenario, arch, Status.SKIP, skip.reason, skip=skip, **kw)
 
+    @property
+    def headline(self) -> str:
+        """The message's first line (what a one-line report shows), or ""."""
+        return (self.message.splitlines() or [""])[0]
+
     def fail(self, message: str) -> "Outcome":
         self.status, self.message = Status.FAIL, message
         return self

@@ -153,7 +153,7 @@ def _ktap(outcomes: List[Outcome], harness: str) -> str:
     tests = []
     for cell in repeat.cells(outcomes).values():
         status = cell.status
-        why = next(((o.message.splitlines() or [""])[0] for o in cell.runs
+        why = next((o.headline for o in cell.runs
                     if o.status == status), "").replace("#", "%")
         notes = [f"runs: {cell.rate()} failed" if cell.repeated and cell.ran else ""]
         if status == Status.FAIL and why:
@@ -184,7 +184,7 @@ def _junit(path: Path, outcomes: List[Outcome]) -> None:
             for name, value in props.items():
                 element.add_property(junitparser.Property(name, value))
             case.append(element)
-        first = (o.message.splitlines() or [""])[0]
+        first = o.headline
         if o.status == Status.FAIL:
             failure = junitparser.Failure(first or "failed")
             failure.text = o.message
@@ -291,7 +291,7 @@ def _run_html(o: Outcome, run_dir: Path) -> str:
                 f'<div class="files">{links}</div>')
     else:
         text = f'<span class="result">{e(text)}</span>'
-    why = o.message.splitlines()[0] if o.message and o.status != Status.PASS else ""
+    why = o.headline if o.status != Status.PASS else ""
     if why:   # a failure's or a skip's reason, its first line
         text += f'<div class="why">{e(why[:160] + ("..." if len(why) > 160 else ""))}</div>'
     return f'<div title="{e(why)}">{text}</div>'
