@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 from typing import Dict, Optional
 
-from . import arch as archmod, cache, hosttools
+from . import arch as archmod, hosttools, kernelsource
 from .errors import HarnessError
 from .image import Image, Recipe, recipe_fragments, recipe_path
 
@@ -36,8 +36,7 @@ def source(image: Image, recipe_name: str, kernel_tree: Optional[Path] = None) -
     recipe = Recipe.load(recipe_path(recipe_name))
     k = recipe.kernel
     if recipe.builds_kernel:   # the version kernelsource fetched once into the cache
-        found = cache.root() / "sources" / f"{k['package']}-{k['suite']}" / "version"
-        version = found.read_text().strip() if found.is_file() else ""
+        version = kernelsource.fetched_version(str(k["package"]), str(k["suite"]))
         if not version:
             return {}
         found = {"package": str(k["package"]), "suite": str(k["suite"]), "version": version}

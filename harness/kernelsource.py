@@ -96,11 +96,22 @@ def debian_package(package: str, suite: str, mirror) -> KernelSource:
         with phases.phase("sources"):
             fetch(out)
 
-    entry = cache.entry("sources", f"{package}-{suite}", fetch_timed,
+    entry = cache.entry("sources", _entry_key(package, suite), fetch_timed,
                         f"{package} from {suite}")
     version = (entry / "version").read_text().strip()
     return KernelSource(tree=entry / "tree", identity=f"debian {package} {version}",
                         build_slot=f"{package}-{version}")
+
+
+def _entry_key(package: str, suite: str) -> str:
+    return f"{package}-{suite}"
+
+
+def fetched_version(package: str, suite: str) -> str:
+    """The version of ``package`` that debian_package fetched from ``suite`` into the
+    cache, without fetching; "" if it has not (yet)."""
+    path = cache.root() / "sources" / _entry_key(package, suite) / "version"
+    return path.read_text().strip() if path.is_file() else ""
 
 
 def local_tree(path: Path) -> KernelSource:
